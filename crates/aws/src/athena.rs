@@ -1,0 +1,258 @@
+//! Amazon Athena as a core [`QueryEngine`], plus the two views every
+//! deployment gets.
+//!
+//! Athena is asynchronous: StartQueryExecution returns an id, the state is
+//! polled until it settles, and results are paged. Polling backs off, the
+//! whole wait is capped by a timeout after which the query is cancelled with
+//! StopQueryExecution (an abandoned query keeps scanning, and billing, in the
+//! background), and result paging is bounded. Every value comes back as
+//! text, so results are a RecordBatch of nullable Utf8 columns.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use async_trait::async_trait;
+use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration, StatementType};
+use aws_sdk_athena::Client;
+use etl_core::backend::backoff;
+use etl_core::output::{COLUMNS, PARTITION_COLUMN};
+use etl_core::{BackendError, QueryEngine};
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::error::backend_error;
+
+/// Result pages read at most (1,000 rows each).
+pub const MAX_RESULT_PAGES: usize = 1_000;
+
+/// Name of the per-day aggregate view.
+pub const DAILY_VIEW: &str = "daily_sentiment";
+/// Name of the newest-row-per-id view.
+pub const LATEST_VIEW: &str = "sentiment_latest";
+
+/// Athena in one workgroup and database. See the module docs.
+#[derive(Debug)]
+pub struct AthenaQuery {
+    client: Client,
+    workgroup: String,
+    database: String,
+    output_location: Option<String>,
+    poll_base: Duration,
+    poll_cap: Duration,
+    timeout: Duration,
+    views: OnceCell<()>,
+}
+
+impl AthenaQuery {
+    /// Queries in `workgroup` with `database` as the default schema. Polls
+    /// from 200 ms up to 2 s, and gives up (cancelling) after 2 minutes.
+    pub fn new(client: Client, workgroup: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            client,
+            workgroup: workgroup.into(),
+            database: database.into(),
+            output_location: None,
+            poll_base: Duration::from_millis(200),
+            poll_cap: Duration::from_secs(2),
+            timeout: Duration::from_secs(120),
+            views: OnceCell::new(),
+        }
+    }
+
+    /// Results to this S3 location (only needed when the workgroup sets none).
+    pub fn with_output_location(mut self, location: impl Into<String>) -> Self {
+        self.output_location = Some(location.into());
+        self
+    }
+
+    /// Change polling backoff and the overall timeout.
+    pub fn with_polling(mut self, base: Duration, cap: Duration, timeout: Duration) -> Self {
+        self.poll_base = base;
+        self.poll_cap = cap;
+        self.timeout = timeout;
+        self
+    }
+
+    fn target(&self, id: Option<&str>) -> String {
+        match id {
+            Some(id) => format!("Athena workgroup {} query {id}", self.workgroup),
+            None => format!("Athena workgroup {}", self.workgroup),
+        }
+    }
+
+    /// Start a statement and wait for it; returns the execution id and
+    /// whether it was a SELECT-like statement (whose first result row is the header).
+    async fn run(&self, sql: &str) -> Result<(String, bool), BackendError> {
+        let mut start = self
+            .client
+            .start_query_execution()
+            .query_string(sql)
+            .work_group(&self.workgroup)
+            .query_execution_context(QueryExecutionContext::builder().database(&self.database).build());
+        if let Some(loc) = &self.output_location {
+            start = start.result_configuration(ResultConfiguration::builder().output_location(loc).build());
+        }
+        let id = start
+            .send()
+            .await
+            .map_err(|e| backend_error("StartQueryExecution", self.target(None), &e))?
+            .query_execution_id
+            .ok_or_else(|| BackendError::permanent("StartQueryExecution", self.target(None), "no execution id"))?;
+        let began = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let exec = self
+                .client
+                .get_query_execution()
+                .query_execution_id(&id)
+                .send()
+                .await
+                .map_err(|e| backend_error("GetQueryExecution", self.target(Some(&id)), &e))?
+                .query_execution
+                .ok_or_else(|| BackendError::permanent("GetQueryExecution", self.target(Some(&id)), "no execution in response"))?;
+            let status = exec.status.clone();
+            let state = status.as_ref().and_then(|s| s.state.clone());
+            match state {
+                Some(QueryExecutionState::Succeeded) => {
+                    let dml = exec.statement_type.is_none_or(|t| t == StatementType::Dml);
+                    return Ok((id, dml));
+                }
+                Some(QueryExecutionState::Failed) | Some(QueryExecutionState::Cancelled) => {
+                    let status = status.unwrap_or_else(|| aws_sdk_athena::types::QueryExecutionStatus::builder().build());
+                    let reason = status.state_change_reason.unwrap_or_default();
+                    let retryable = status.athena_error.is_some_and(|e| e.retryable);
+                    let msg = format!("query {}: {reason}", state.map(|s| s.as_str().to_owned()).unwrap_or_default());
+                    return Err(if retryable {
+                        BackendError::retryable("GetQueryExecution", self.target(Some(&id)), msg)
+                    } else {
+                        BackendError::permanent("GetQueryExecution", self.target(Some(&id)), msg)
+                    });
+                }
+                _ => {}
+            }
+            if began.elapsed() >= self.timeout {
+                if let Err(e) = self.client.stop_query_execution().query_execution_id(&id).send().await {
+                    warn!(message = "Could not cancel timed-out query.", query_execution_id = %id, error = %aws_smithy_types::error::display::DisplayErrorContext(&e));
+                }
+                return Err(BackendError::retryable(
+                    "GetQueryExecution",
+                    self.target(Some(&id)),
+                    format!("still running after {:?}; cancelled", self.timeout),
+                ));
+            }
+            let remaining = self.timeout.saturating_sub(began.elapsed());
+            tokio::time::sleep(backoff(attempt, self.poll_base, self.poll_cap, attempt as u64).min(remaining)).await;
+            attempt = attempt.saturating_add(1);
+        }
+    }
+
+    /// Page through the results of a finished query into one batch.
+    async fn results(&self, id: &str, skip_header: bool) -> Result<RecordBatch, BackendError> {
+        let mut names: Option<Vec<String>> = None;
+        let mut columns: Vec<Vec<Option<String>>> = Vec::new();
+        let mut token: Option<String> = None;
+        for page in 0..MAX_RESULT_PAGES {
+            let out = self
+                .client
+                .get_query_results()
+                .query_execution_id(id)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| backend_error("GetQueryResults", self.target(Some(id)), &e))?;
+            let (rows, metadata) = out.result_set.map(|s| (s.rows, s.result_set_metadata)).unwrap_or_default();
+            if names.is_none() {
+                let cols: Vec<String> = metadata
+                    .and_then(|m| m.column_info)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
+                columns = vec![Vec::new(); cols.len()];
+                names = Some(cols);
+            }
+            let rows = rows.unwrap_or_default();
+            let skip = usize::from(page == 0 && skip_header && !rows.is_empty());
+            for row in rows.into_iter().skip(skip) {
+                let mut data = row.data.unwrap_or_default().into_iter();
+                for col in columns.iter_mut() {
+                    col.push(data.next().and_then(|d| d.var_char_value));
+                }
+            }
+            token = out.next_token;
+            if token.is_none() {
+                let names = names.unwrap_or_default();
+                let schema = Arc::new(Schema::new(
+                    names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>(),
+                ));
+                let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
+                return RecordBatch::try_new(schema, arrays)
+                    .map_err(|e| BackendError::permanent("GetQueryResults", self.target(Some(id)), e));
+            }
+        }
+        Err(BackendError::permanent(
+            "GetQueryResults",
+            self.target(Some(id)),
+            format!("more than {MAX_RESULT_PAGES} result pages; add a LIMIT"),
+        ))
+    }
+
+    /// Create or replace the `daily_sentiment` and `sentiment_latest` views
+    /// over `table`. Runs once per instance: later calls return at once.
+    pub async fn ensure_views(&self, table: &str) -> Result<(), BackendError> {
+        self.views
+            .get_or_try_init(|| async {
+                for sql in view_statements(&self.database, table) {
+                    self.run(&sql).await?;
+                }
+                info!(message = "Athena views are in place.", database = %self.database, table);
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The DDL of both views. `daily_sentiment`: records and mean compound score
+/// per `dt` and label. `sentiment_latest`: one row per id, the newest by
+/// `updated_at` (then `processed_at`, so a re-scored record wins ties).
+pub fn view_statements(database: &str, table: &str) -> [String; 2] {
+    let source = format!("\"{database}\".\"{table}\"");
+    let cols: Vec<&str> = COLUMNS.iter().map(|c| c.0).chain([PARTITION_COLUMN]).collect();
+    let daily = format!(
+        "CREATE OR REPLACE VIEW {DAILY_VIEW} AS\n\
+         SELECT dt, sentiment, count(*) AS records, avg(score_compound) AS avg_compound\n\
+         FROM {source}\nGROUP BY dt, sentiment"
+    );
+    let latest = format!(
+        "CREATE OR REPLACE VIEW {LATEST_VIEW} AS\n\
+         SELECT {cols} FROM (\n  SELECT *, row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, processed_at DESC) AS rn\n  FROM {source}\n) ranked\nWHERE rn = 1",
+        cols = cols.join(", ")
+    );
+    [daily, latest]
+}
+
+#[async_trait]
+impl QueryEngine for AthenaQuery {
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, BackendError> {
+        let (id, dml) = self.run(sql).await?;
+        Ok(vec![self.results(&id, dml).await?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_reference_the_table_and_every_column() {
+        let [daily, latest] = view_statements("db", "sentiment");
+        assert!(daily.starts_with("CREATE OR REPLACE VIEW daily_sentiment AS"));
+        assert!(daily.contains("FROM \"db\".\"sentiment\""));
+        assert!(latest.contains("PARTITION BY id ORDER BY updated_at DESC, processed_at DESC"));
+        assert!(latest.contains("SELECT id, text, created_at,"));
+        assert!(latest.contains("processed_at, dt FROM"));
+    }
+}

@@ -1,0 +1,278 @@
+//! The work queue on Amazon SQS, as a core [`WorkQueue`].
+//!
+//! Sending is where SQS's limits bite: at most 10 entries and 256 KiB per
+//! SendMessageBatch, and a batch can half-succeed. [`SqsQueue::send`] splits
+//! by both limits, then resends exactly the entries listed in `Failed` that
+//! were not the sender's fault, with jittered backoff and a bounded number of
+//! attempts. Receive, ack and release exist for tests and tooling; in Lambda
+//! the event source mapping does that work.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use etl_core::backend::backoff;
+use etl_core::message::SQS_MAX_MESSAGE_BYTES;
+use etl_core::{BackendError, Delivery, OutgoingMessage, SendReport, WorkQueue};
+use tracing::warn;
+
+use crate::error::backend_error;
+
+/// SendMessageBatch's entry limit.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// SendMessageBatch's payload limit (sum of the bodies).
+pub const MAX_BATCH_BYTES: usize = SQS_MAX_MESSAGE_BYTES;
+
+/// An SQS queue. See the module docs.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+    max_attempts: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+}
+
+impl SqsQueue {
+    /// The queue at `queue_url`, with 5 attempts per batch and 100 ms–5 s backoff.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+
+    /// Change the retry policy for entries that failed transiently.
+    pub fn with_retry(mut self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self.base_delay = base_delay;
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// The queue URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Send one batch (≤ 10 entries, ≤ 256 KiB); returns the calls made.
+    async fn send_batch(&self, messages: &[OutgoingMessage], offset: usize) -> Result<usize, BackendError> {
+        let mut pending: Vec<(String, &OutgoingMessage)> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (entry_id(offset + i, &m.content_id), m))
+            .collect();
+        let mut calls = 0;
+        for attempt in 0..self.max_attempts {
+            let entries = pending
+                .iter()
+                .map(|(id, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(id)
+                        .message_body(&m.body)
+                        .build()
+                        .map_err(|e| BackendError::permanent("SendMessageBatch", &self.queue_url, e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            calls += 1;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| backend_error("SendMessageBatch", &self.queue_url, &e))?;
+            if out.failed.is_empty() {
+                return Ok(calls);
+            }
+            let mut retry = HashSet::new();
+            for f in &out.failed {
+                let content_id = pending.iter().find(|(id, _)| *id == f.id).map_or("?", |(_, m)| m.content_id.as_str());
+                if f.sender_fault {
+                    return Err(BackendError::permanent(
+                        "SendMessageBatch",
+                        format!("{} entry {} (content id {content_id})", self.queue_url, f.id),
+                        format!("{}: {}", f.code, f.message.as_deref().unwrap_or("")),
+                    ));
+                }
+                warn!(message = "SQS entry failed, will retry.", queue_url = %self.queue_url, entry_id = %f.id, code = %f.code, attempt);
+                retry.insert(f.id.clone());
+            }
+            pending.retain(|(id, _)| retry.contains(id));
+            if attempt + 1 < self.max_attempts {
+                tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, jitter_seed())).await;
+            }
+        }
+        let ids: Vec<&str> = pending.iter().map(|(id, _)| id.as_str()).collect();
+        Err(BackendError::retryable(
+            "SendMessageBatch",
+            &self.queue_url,
+            format!("{} entries still failing after {} attempts: {}", ids.len(), self.max_attempts, ids.join(", ")),
+        ))
+    }
+}
+
+fn jitter_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A batch entry id from a message's position and content id: SQS allows up
+/// to 80 characters of `[A-Za-z0-9_-]`, unique within one call. The position
+/// keeps two messages with the same content distinct.
+pub fn entry_id(index: usize, content_id: &str) -> String {
+    let prefix = format!("{index}-");
+    let room = 80 - prefix.len();
+    let tail: String = content_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(room)
+        .collect();
+    prefix + &tail
+}
+
+/// Split messages into batches of at most 10 entries and 256 KiB of bodies.
+/// A single body over the limit is an error naming its content id.
+pub fn split_batches(messages: &[OutgoingMessage]) -> Result<Vec<Range<usize>>, String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, m) in messages.iter().enumerate() {
+        let size = m.body.len();
+        if size > MAX_BATCH_BYTES {
+            return Err(format!(
+                "message {} is {size} bytes, over SQS's limit of {MAX_BATCH_BYTES}",
+                m.content_id
+            ));
+        }
+        if i > start && (i - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        out.push(start..messages.len());
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl WorkQueue for SqsQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> Result<SendReport, BackendError> {
+        let batches =
+            split_batches(messages).map_err(|e| BackendError::permanent("SendMessageBatch", &self.queue_url, e))?;
+        let mut report = SendReport::default();
+        for range in batches {
+            let n = range.len();
+            report.calls += self.send_batch(&messages[range.clone()], range.start).await?;
+            report.messages += n;
+        }
+        Ok(report)
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackendError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| backend_error("ReceiveMessage", &self.queue_url, &e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Delivery {
+                receive_count: m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+                message_id: m.message_id.unwrap_or_default(),
+                receipt: m.receipt_handle.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), BackendError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&delivery.receipt)
+            .send()
+            .await
+            .map_err(|e| backend_error("DeleteMessage", format!("{} message {}", self.queue_url, delivery.message_id), &e))?;
+        Ok(())
+    }
+
+    async fn release(&self, delivery: &Delivery, reason: &str) -> Result<(), BackendError> {
+        warn!(message = "Releasing message for redelivery.", queue_url = %self.queue_url, message_id = %delivery.message_id, reason);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&delivery.receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| {
+                backend_error("ChangeMessageVisibility", format!("{} message {}", self.queue_url, delivery.message_id), &e)
+            })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn msg(id: &str, size: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            content_id: id.into(),
+            body: "x".repeat(size),
+            record_count: 1,
+            max_updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn entry_ids_are_short_unique_and_safe() {
+        let cid = "a".repeat(64);
+        let id = entry_id(9, &cid);
+        assert_eq!(id.len(), 66);
+        assert_ne!(entry_id(1, &cid), entry_id(2, &cid));
+        let long = entry_id(123, &"é/x".repeat(60));
+        assert!(long.len() <= 80);
+        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{long}");
+    }
+
+    #[test]
+    fn batches_respect_count_and_size() {
+        let small: Vec<_> = (0..23).map(|i| msg(&i.to_string(), 10)).collect();
+        assert_eq!(split_batches(&small).unwrap(), vec![0..10, 10..20, 20..23]);
+        // 100 KiB each: only two fit under 256 KiB.
+        let big: Vec<_> = (0..5).map(|i| msg(&i.to_string(), 100 * 1024)).collect();
+        assert_eq!(split_batches(&big).unwrap(), vec![0..2, 2..4, 4..5]);
+        let exact = vec![msg("a", MAX_BATCH_BYTES), msg("b", 1)];
+        assert_eq!(split_batches(&exact).unwrap(), vec![0..1, 1..2]);
+        let err = split_batches(&[msg("huge", MAX_BATCH_BYTES + 1)]).unwrap_err();
+        assert!(err.contains("huge"), "{err}");
+        assert!(split_batches(&[]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,162 @@
+//! The small traits every backend implements (local files and AWS alike).
+//!
+//! The pipeline steps in [`crate::pipeline`] are written against these, so
+//! `etl run` and the Lambda functions execute the same code.
+
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::NaiveDate;
+
+use crate::error::BackendError;
+use crate::message::OutgoingMessage;
+use crate::record::SourceRecord;
+
+/// An input item that could not become a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Where it was: `line 12`, `item 3 of page 7`, …
+    pub location: String,
+    /// The record id, when readable.
+    pub id: Option<String>,
+    /// The offending field, when known.
+    pub field: Option<String>,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.location)?;
+        if let Some(id) = &self.id {
+            write!(f, " (id {id})")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// One item from a source: a valid record or a rejection.
+#[derive(Debug, Clone)]
+pub enum SourceItem {
+    /// A valid record.
+    Record(SourceRecord),
+    /// Input that could not be parsed; the run goes on.
+    Rejected(Rejection),
+}
+
+/// A stream of input records, read in chunks (a file's lines, a Scan page).
+#[async_trait]
+pub trait RecordSource: Send {
+    /// The next chunk, or `None` at the end. An `Err` is fatal (unreadable input).
+    async fn next_chunk(&mut self) -> Result<Option<Vec<SourceItem>>, BackendError>;
+}
+
+/// A message received from a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The queue's message id.
+    pub message_id: String,
+    /// Handle to acknowledge or release this receipt.
+    pub receipt: String,
+    /// The body.
+    pub body: String,
+    /// How many times it has been received (1 on first delivery).
+    pub receive_count: u32,
+}
+
+/// A queue with SQS semantics: at-least-once delivery, per-message
+/// acknowledgement, redelivery of what was not acknowledged, dead letters
+/// after a maximum receive count (configured on the queue).
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Send messages. Implementations batch as the service allows and retry
+    /// entries that failed transiently; an `Err` means some were not sent.
+    async fn send(&self, messages: &[OutgoingMessage]) -> Result<SendReport, BackendError>;
+    /// Receive up to `max` messages, waiting up to `wait` for the first.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackendError>;
+    /// Acknowledge (delete) a processed message.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), BackendError>;
+    /// Give a message back for redelivery after a failure.
+    async fn release(&self, delivery: &Delivery, reason: &str) -> Result<(), BackendError>;
+}
+
+/// What a send did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Messages accepted by the queue.
+    pub messages: usize,
+    /// API calls made (batch sends plus retries).
+    pub calls: usize,
+}
+
+/// Where Parquet objects go: a bucket prefix or a directory. Keys are relative
+/// to the table root (`dt=…/part-….parquet`).
+#[async_trait]
+pub trait ObjectSink: Send + Sync {
+    /// Write (or replace) an object atomically.
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BackendError>;
+    /// Human-readable location of a key, for logs and errors.
+    fn location(&self, key: &str) -> String;
+}
+
+/// The table catalog: schema and partitions.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Create the table (and database) with the contract schema when missing.
+    async fn ensure_table(&self) -> Result<(), BackendError>;
+    /// Register partitions; existing ones are not an error.
+    async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError>;
+}
+
+/// SQL over the lake.
+#[async_trait]
+pub trait QueryEngine: Send + Sync {
+    /// Run one statement and collect the result.
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, BackendError>;
+}
+
+/// Exponential backoff with full jitter, for the backends' retry loops.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter_seed: u64) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16));
+    let ceiling = exp.min(cap);
+    // xorshift over the seed: cheap, deterministic per call site, no RNG dependency.
+    let mut x = jitter_seed ^ (u64::from(attempt) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let frac = (x % 1_000) as f64 / 1_000.0;
+    ceiling.mul_f64(0.5 + frac / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(2);
+        let d0 = backoff(0, base, cap, 1);
+        let d3 = backoff(3, base, cap, 1);
+        let d10 = backoff(10, base, cap, 1);
+        assert!(d0 >= Duration::from_millis(50) && d0 <= base);
+        assert!(d3 >= Duration::from_millis(400) && d3 <= Duration::from_millis(800));
+        assert!(d10 <= cap && d10 >= cap / 2);
+    }
+
+    #[test]
+    fn rejection_display_names_location_id_and_field() {
+        let r = Rejection {
+            location: "line 7".into(),
+            id: Some("p1".into()),
+            field: Some("created_at".into()),
+            reason: "unparseable".into(),
+        };
+        assert_eq!(r.to_string(), "line 7 (id p1): field `created_at`: unparseable");
+    }
+}

@@ -1,0 +1,26 @@
+//! Core of the sentiment ETL: the domain with no I/O.
+//!
+//! Records and their validation, sentiment results and the VADER engine,
+//! message packing with content ids, the Arrow/Parquet output and its Hive
+//! layout, the backend traits and the two pipeline steps. The AWS and local
+//! crates implement the traits; the Lambda functions and the `etl` command
+//! wire them together.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod message;
+pub mod output;
+pub mod pipeline;
+pub mod record;
+pub mod sentiment;
+pub mod vader;
+
+pub use backend::{Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem, WorkQueue};
+pub use error::{AnalyzeError, BackendError, EncodeError, MessageError, RecordError, Retry};
+pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
+pub use output::{Codec, ScoredRecord};
+pub use pipeline::{produce, ConsumeError, ConsumeOptions, Consumer, MessageOutcome, ProduceStats, Watermark};
+pub use record::{FieldMap, SourceRecord};
+pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};
+pub use vader::VaderAnalyzer;

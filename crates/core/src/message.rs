@@ -1,0 +1,336 @@
+//! The queue message contract: versioned JSON carrying many records, packed up
+//! to a byte budget, identified by a content id.
+//!
+//! The content id is a SHA-256 over the canonical encoding of the records
+//! (sorted by id and update time), so packing the same records again — a
+//! producer re-run after a crash, a redelivery — yields the same id, and the
+//! consumer's object key (derived from it) overwrites instead of duplicating.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::MessageError;
+use crate::record::SourceRecord;
+
+/// The envelope version this build writes and reads.
+pub const MESSAGE_VERSION: u64 = 1;
+
+/// SQS's hard limit on a message body (256 KiB).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// Default packing budget: 128 KiB per message keeps a batch of 10 messages at
+/// ~1.3 MB, far below the 6 MB Lambda payload limit, and half of SQS's limit.
+pub const DEFAULT_MESSAGE_BUDGET: usize = 128 * 1024;
+
+/// A decoded message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueMessage {
+    /// Envelope version.
+    pub v: u64,
+    /// Hex SHA-256 of the canonical records.
+    pub content_id: String,
+    /// The records, sorted by (id, updated_at).
+    pub records: Vec<SourceRecord>,
+}
+
+/// A message ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// Content id (also used as the SQS batch entry id prefix and dedup key).
+    pub content_id: String,
+    /// The JSON body.
+    pub body: String,
+    /// Number of records inside.
+    pub record_count: usize,
+    /// The newest `updated_at` among the records (for watermarks and checkpoints).
+    pub max_updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn record_json(r: &SourceRecord) -> String {
+    // Serialising our own struct cannot fail (string keys, finite data).
+    serde_json::to_string(r).expect("SourceRecord serialises")
+}
+
+/// Compute the content id of a set of records already in canonical order.
+fn content_id_of(encoded_records: &[String]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"etl-message-v1\n");
+    for r in encoded_records {
+        h.update((r.len() as u64).to_le_bytes());
+        h.update(r.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn canonical_order(records: &mut [SourceRecord]) {
+    records.sort_by(|a, b| a.id.cmp(&b.id).then(a.updated_at.cmp(&b.updated_at)));
+}
+
+/// Build one message from records (in any order).
+pub fn build_message(mut records: Vec<SourceRecord>) -> OutgoingMessage {
+    canonical_order(&mut records);
+    let encoded: Vec<String> = records.iter().map(record_json).collect();
+    assemble(&encoded, &records)
+}
+
+fn assemble(encoded: &[String], records: &[SourceRecord]) -> OutgoingMessage {
+    let content_id = content_id_of(encoded);
+    let mut body = String::with_capacity(envelope_overhead() + encoded.iter().map(|e| e.len() + 1).sum::<usize>());
+    body.push_str("{\"v\":");
+    body.push_str(&MESSAGE_VERSION.to_string());
+    body.push_str(",\"content_id\":\"");
+    body.push_str(&content_id);
+    body.push_str("\",\"records\":[");
+    for (i, e) in encoded.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(e);
+    }
+    body.push_str("]}");
+    OutgoingMessage {
+        content_id,
+        body,
+        record_count: records.len(),
+        max_updated_at: records
+            .iter()
+            .map(|r| r.updated_at)
+            .max()
+            .unwrap_or_default(),
+    }
+}
+
+/// Bytes of the envelope around the records.
+fn envelope_overhead() -> usize {
+    // {"v":1,"content_id":"<64 hex>","records":[]}
+    "{\"v\":1,\"content_id\":\"\",\"records\":[]}".len() + 64
+}
+
+/// Packs records into messages up to a byte budget.
+///
+/// Records are accumulated in arrival order; a message is closed when the next
+/// record would push it past the budget. A record larger than the budget on
+/// its own travels alone; one larger than `hard_limit` is refused with
+/// [`MessageError::RecordTooLarge`] so the caller can count it as rejected.
+#[derive(Debug)]
+pub struct Packer {
+    budget: usize,
+    hard_limit: Option<usize>,
+    max_records: usize,
+    pending: Vec<(SourceRecord, String)>,
+    pending_bytes: usize,
+}
+
+impl Packer {
+    /// A packer with a byte budget per message and an optional hard limit (SQS: 256 KiB).
+    pub fn new(budget: usize, hard_limit: Option<usize>) -> Self {
+        let budget = hard_limit.map_or(budget, |h| budget.min(h));
+        Self {
+            budget,
+            hard_limit,
+            max_records: usize::MAX,
+            pending: Vec::new(),
+            pending_bytes: envelope_overhead(),
+        }
+    }
+
+    /// Also cap the number of records per message.
+    pub fn with_max_records(mut self, n: usize) -> Self {
+        self.max_records = n.max(1);
+        self
+    }
+
+    /// The effective byte budget.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Add a record; returns a message when one was closed to make room.
+    pub fn push(&mut self, record: SourceRecord) -> Result<Option<OutgoingMessage>, MessageError> {
+        let enc = record_json(&record);
+        let alone = envelope_overhead() + enc.len();
+        if let Some(limit) = self.hard_limit {
+            if alone > limit {
+                return Err(MessageError::RecordTooLarge {
+                    id: record.id,
+                    bytes: alone,
+                    limit,
+                });
+            }
+        }
+        let mut closed = None;
+        let sep = usize::from(!self.pending.is_empty());
+        if !self.pending.is_empty()
+            && (self.pending_bytes + sep + enc.len() > self.budget
+                || self.pending.len() >= self.max_records)
+        {
+            closed = self.flush();
+        }
+        let sep = usize::from(!self.pending.is_empty());
+        self.pending_bytes += sep + enc.len();
+        self.pending.push((record, enc));
+        Ok(closed)
+    }
+
+    /// Close the current message, if it has records.
+    pub fn flush(&mut self) -> Option<OutgoingMessage> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = envelope_overhead();
+        pending.sort_by(|a, b| a.0.id.cmp(&b.0.id).then(a.0.updated_at.cmp(&b.0.updated_at)));
+        let (records, encoded): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        Some(assemble(&encoded, &records))
+    }
+}
+
+/// Decode and verify a message body.
+pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
+    let raw: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| MessageError::Malformed("body is not a JSON object".into()))?;
+    let v = obj
+        .get("v")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| MessageError::Malformed("field `v` missing or not an integer".into()))?;
+    if v != MESSAGE_VERSION {
+        return Err(MessageError::UnsupportedVersion(v));
+    }
+    let claimed = obj
+        .get("content_id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| MessageError::Malformed("field `content_id` missing or not a string".into()))?
+        .to_owned();
+    let list = obj
+        .get("records")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| MessageError::Malformed("field `records` missing or not an array".into()))?;
+    if list.is_empty() {
+        return Err(MessageError::Malformed("field `records` is empty".into()));
+    }
+    let mut records = Vec::with_capacity(list.len());
+    for (index, r) in list.iter().enumerate() {
+        let rec: SourceRecord = serde_json::from_value(r.clone()).map_err(|e| MessageError::Record {
+            index,
+            source: crate::error::RecordError::new(
+                r.get("id").and_then(|v| v.as_str()),
+                "<record>",
+                e.to_string(),
+            ),
+        })?;
+        if rec.text.trim().is_empty() {
+            return Err(MessageError::Record {
+                index,
+                source: crate::error::RecordError::new(Some(&rec.id), "text", "empty text"),
+            });
+        }
+        records.push(rec);
+    }
+    let mut sorted = records.clone();
+    canonical_order(&mut sorted);
+    let encoded: Vec<String> = sorted.iter().map(record_json).collect();
+    let actual = content_id_of(&encoded);
+    if actual != claimed {
+        return Err(MessageError::ContentIdMismatch { claimed, actual });
+    }
+    Ok(QueueMessage {
+        v,
+        content_id: claimed,
+        records: sorted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn rec(id: &str, text: &str) -> SourceRecord {
+        let t = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        SourceRecord {
+            id: id.into(),
+            text: text.into(),
+            created_at: t,
+            updated_at: t,
+            attributes: Default::default(),
+        }
+    }
+
+    fn pack_all(p: &mut Packer, recs: Vec<SourceRecord>) -> Vec<OutgoingMessage> {
+        let mut out = Vec::new();
+        for r in recs {
+            out.extend(p.push(r).unwrap());
+        }
+        out.extend(p.flush());
+        out
+    }
+
+    #[test]
+    fn content_id_ignores_record_order_but_not_content() {
+        let a = build_message(vec![rec("1", "good"), rec("2", "bad")]);
+        let b = build_message(vec![rec("2", "bad"), rec("1", "good")]);
+        let c = build_message(vec![rec("1", "good"), rec("2", "bad!")]);
+        assert_eq!(a.content_id, b.content_id);
+        assert_eq!(a.body, b.body);
+        assert_ne!(a.content_id, c.content_id);
+    }
+
+    #[test]
+    fn packs_many_records_within_budget_and_round_trips() {
+        let recs: Vec<_> = (0..500).map(|i| rec(&format!("r{i:04}"), &"nice day ".repeat(i % 7 + 1))).collect();
+        let mut p = Packer::new(4096, Some(SQS_MAX_MESSAGE_BYTES));
+        let msgs = pack_all(&mut p, recs.clone());
+        assert!(msgs.len() > 1 && msgs.len() < 100, "{} messages", msgs.len());
+        let mut back = Vec::new();
+        for m in &msgs {
+            assert!(m.body.len() <= 4096, "{} > budget", m.body.len());
+            let d = decode_message(&m.body).unwrap();
+            assert_eq!(d.content_id, m.content_id);
+            assert_eq!(d.records.len(), m.record_count);
+            back.extend(d.records);
+        }
+        assert_eq!(back.len(), recs.len());
+        let mut ids: Vec<_> = back.iter().map(|r| r.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 500);
+    }
+
+    #[test]
+    fn oversized_record_travels_alone_or_is_refused_past_hard_limit() {
+        let mut p = Packer::new(1000, Some(5000));
+        assert!(p.push(rec("small", "ok")).unwrap().is_none());
+        let closed = p.push(rec("big", &"x".repeat(2000))).unwrap().unwrap();
+        assert_eq!(closed.record_count, 1);
+        let big = p.flush().unwrap();
+        assert_eq!(big.record_count, 1);
+        assert!(big.body.contains("\"big\""));
+        let err = p.push(rec("huge", &"y".repeat(6000))).unwrap_err();
+        assert!(matches!(err, MessageError::RecordTooLarge { ref id, .. } if id == "huge"));
+    }
+
+    #[test]
+    fn decoding_rejects_tampering_versions_and_garbage() {
+        let m = build_message(vec![rec("1", "good")]);
+        let tampered = m.body.replace("good", "evil");
+        assert!(matches!(decode_message(&tampered), Err(MessageError::ContentIdMismatch { .. })));
+        let v2 = m.body.replacen("\"v\":1", "\"v\":2", 1);
+        assert_eq!(decode_message(&v2), Err(MessageError::UnsupportedVersion(2)));
+        assert!(matches!(decode_message("not json"), Err(MessageError::Malformed(_))));
+        assert!(matches!(decode_message("[]"), Err(MessageError::Malformed(_))));
+        let empty = r#"{"v":1,"content_id":"x","records":[]}"#;
+        assert!(matches!(decode_message(empty), Err(MessageError::Malformed(_))));
+        let bad_rec = r#"{"v":1,"content_id":"x","records":[{"id":"q","text":"hi"}]}"#;
+        assert!(matches!(decode_message(bad_rec), Err(MessageError::Record { index: 0, .. })));
+    }
+
+    #[test]
+    fn max_records_caps_message_size() {
+        let mut p = Packer::new(1 << 20, None).with_max_records(3);
+        let msgs = pack_all(&mut p, (0..10).map(|i| rec(&i.to_string(), "t")).collect());
+        assert_eq!(msgs.iter().map(|m| m.record_count).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+    }
+}

@@ -1,0 +1,379 @@
+//! The two pipeline steps, written once against the backend traits.
+//!
+//! * [`produce`]: source → (watermark filter) → packer → queue.
+//! * [`Consumer::consume`]: one message body → scores → Parquet per partition →
+//!   sink → catalog. A failure is confined to its message.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tracing::{debug, warn};
+
+use crate::backend::{Catalog, ObjectSink, RecordSource, Rejection, SourceItem, WorkQueue};
+use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
+use crate::message::{decode_message, OutgoingMessage, Packer};
+use crate::output::{encode_parquet, group_by_partition, object_key, to_record_batch, Codec, ScoredRecord};
+use crate::record::SourceRecord;
+use crate::sentiment::{Document, SentimentAnalyzer};
+
+/// The incremental high-water mark: everything updated at or before `at` has
+/// been sent, where records updated exactly at `at` count only if their id is
+/// in `ids_at` (so a record sharing the newest timestamp is not lost).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    /// Newest `updated_at` sent, if any run has sent anything.
+    pub at: Option<DateTime<Utc>>,
+    /// Ids sent with `updated_at == at`.
+    #[serde(default)]
+    pub ids_at: BTreeSet<String>,
+}
+
+impl Watermark {
+    /// Whether a record is newer than the watermark.
+    pub fn is_new(&self, r: &SourceRecord) -> bool {
+        match self.at {
+            None => true,
+            Some(at) => r.updated_at > at || (r.updated_at == at && !self.ids_at.contains(&r.id)),
+        }
+    }
+
+    /// Advance past a record that was sent.
+    pub fn observe(&mut self, r: &SourceRecord) {
+        match self.at {
+            Some(at) if r.updated_at < at => {}
+            Some(at) if r.updated_at == at => {
+                self.ids_at.insert(r.id.clone());
+            }
+            _ => {
+                self.at = Some(r.updated_at);
+                self.ids_at.clear();
+                self.ids_at.insert(r.id.clone());
+            }
+        }
+    }
+}
+
+/// Counts from a produce run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProduceStats {
+    /// Items read from the source (valid or not).
+    pub read: u64,
+    /// Items rejected as invalid.
+    pub rejected: u64,
+    /// Valid records skipped because the watermark says they were sent before.
+    pub unchanged: u64,
+    /// Records sent.
+    pub sent_records: u64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Queue API calls.
+    pub send_calls: u64,
+}
+
+/// Read the whole source, send what is new, and return the stats and the
+/// advanced watermark. `on_reject` sees every rejected item (to log and keep
+/// it); the run continues past them. `send_batch` is the number of messages
+/// per send call (10 for SQS).
+pub async fn produce(
+    source: &mut dyn RecordSource,
+    queue: &dyn WorkQueue,
+    packer: &mut Packer,
+    since: &Watermark,
+    send_batch: usize,
+    mut on_reject: impl FnMut(&Rejection) + Send,
+) -> Result<(ProduceStats, Watermark), ProduceError> {
+    let mut stats = ProduceStats::default();
+    let mut next = since.clone();
+    let mut outbox: Vec<OutgoingMessage> = Vec::with_capacity(send_batch);
+    while let Some(chunk) = source.next_chunk().await.map_err(ProduceError::Source)? {
+        for item in chunk {
+            stats.read += 1;
+            match item {
+                SourceItem::Rejected(rej) => {
+                    stats.rejected += 1;
+                    on_reject(&rej);
+                }
+                SourceItem::Record(r) if !since.is_new(&r) => stats.unchanged += 1,
+                SourceItem::Record(r) => {
+                    let id = r.id.clone();
+                    let snapshot = r.clone();
+                    match packer.push(r) {
+                        Ok(closed) => {
+                            next.observe(&snapshot);
+                            if let Some(m) = closed {
+                                outbox.push(m);
+                            }
+                        }
+                        Err(e) => {
+                            stats.rejected += 1;
+                            on_reject(&Rejection {
+                                location: format!("record {id}"),
+                                id: Some(id),
+                                field: Some("text".into()),
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                    if outbox.len() >= send_batch {
+                        flush(queue, &mut outbox, &mut stats).await?;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(m) = packer.flush() {
+        outbox.push(m);
+    }
+    flush(queue, &mut outbox, &mut stats).await?;
+    Ok((stats, next))
+}
+
+async fn flush(
+    queue: &dyn WorkQueue,
+    outbox: &mut Vec<OutgoingMessage>,
+    stats: &mut ProduceStats,
+) -> Result<(), ProduceError> {
+    if outbox.is_empty() {
+        return Ok(());
+    }
+    let report = queue.send(outbox).await.map_err(ProduceError::Queue)?;
+    stats.messages += outbox.len() as u64;
+    stats.sent_records += outbox.iter().map(|m| m.record_count as u64).sum::<u64>();
+    stats.send_calls += report.calls as u64;
+    outbox.clear();
+    Ok(())
+}
+
+/// A produce run that could not finish.
+#[derive(Debug, Error)]
+pub enum ProduceError {
+    /// The source could not be read.
+    #[error("reading the source: {0}")]
+    Source(#[source] BackendError),
+    /// Messages could not be sent.
+    #[error("sending to the queue: {0}")]
+    Queue(#[source] BackendError),
+}
+
+/// Why one message could not be consumed.
+#[derive(Debug, Error)]
+pub enum ConsumeError {
+    /// The message is malformed; redelivery cannot help.
+    #[error("message {message_id}: {source}")]
+    Decode {
+        /// Queue message id.
+        message_id: String,
+        /// Decoding error.
+        #[source]
+        source: MessageError,
+    },
+    /// Scoring failed for a record (or the whole call).
+    #[error("message {message_id}: record {record_id}: {source}")]
+    Analyze {
+        /// Queue message id.
+        message_id: String,
+        /// The record whose scoring failed (or `*` for the whole call).
+        record_id: String,
+        /// Analyzer error.
+        #[source]
+        source: AnalyzeError,
+    },
+    /// Parquet/Arrow encoding failed.
+    #[error("message {message_id}: {source}")]
+    Encode {
+        /// Queue message id.
+        message_id: String,
+        /// Encoding error.
+        #[source]
+        source: EncodeError,
+    },
+    /// Writing the object or registering the partition failed.
+    #[error("message {message_id}: {source}")]
+    Storage {
+        /// Queue message id.
+        message_id: String,
+        /// Backend error.
+        #[source]
+        source: BackendError,
+    },
+    /// Processing panicked (a bug); reported per message.
+    #[error("message {message_id}: processing panicked: {detail}")]
+    Panicked {
+        /// Queue message id.
+        message_id: String,
+        /// Panic payload.
+        detail: String,
+    },
+}
+
+impl ConsumeError {
+    /// Whether a redelivery may succeed.
+    pub fn retry(&self) -> Retry {
+        match self {
+            ConsumeError::Decode { .. } | ConsumeError::Encode { .. } | ConsumeError::Panicked { .. } => {
+                Retry::Permanent
+            }
+            ConsumeError::Analyze { source, .. } => source.retry,
+            ConsumeError::Storage { source, .. } => source.retry,
+        }
+    }
+}
+
+/// What consuming one message produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageOutcome {
+    /// The message content id.
+    pub content_id: String,
+    /// Records scored and written.
+    pub records: usize,
+    /// Record ids, for accounting.
+    pub record_ids: Vec<String>,
+    /// Objects written: relative key and size in bytes.
+    pub objects: Vec<(String, usize)>,
+    /// Partitions touched.
+    pub partitions: Vec<NaiveDate>,
+}
+
+/// Settings of the consume step.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeOptions {
+    /// Parquet codec.
+    pub codec: Codec,
+    /// Whether to keep the `text` column.
+    pub include_text: bool,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        Self {
+            codec: Codec::Snappy,
+            include_text: true,
+        }
+    }
+}
+
+/// The consume step with its dependencies.
+pub struct Consumer<'a> {
+    /// Sentiment engine.
+    pub analyzer: &'a dyn SentimentAnalyzer,
+    /// Where Parquet goes.
+    pub sink: &'a dyn ObjectSink,
+    /// Where partitions are registered.
+    pub catalog: &'a dyn Catalog,
+    /// Options.
+    pub options: ConsumeOptions,
+}
+
+impl Consumer<'_> {
+    /// Decode, score, encode, write and register one message. Idempotent: the
+    /// same message always writes the same keys.
+    pub async fn consume(&self, message_id: &str, body: &str) -> Result<MessageOutcome, ConsumeError> {
+        let msg = decode_message(body).map_err(|source| ConsumeError::Decode {
+            message_id: message_id.to_owned(),
+            source,
+        })?;
+        let scored = self.score(message_id, msg.records).await?;
+        let record_ids: Vec<String> = scored.iter().map(|s| s.record.id.clone()).collect();
+        let records = scored.len();
+        let mut objects = Vec::new();
+        let mut partitions = Vec::new();
+        for (dt, rows) in group_by_partition(scored) {
+            let batch = to_record_batch(&rows, self.options.include_text).map_err(|source| ConsumeError::Encode {
+                message_id: message_id.to_owned(),
+                source,
+            })?;
+            let bytes = encode_parquet(&batch, self.options.codec).map_err(|source| ConsumeError::Encode {
+                message_id: message_id.to_owned(),
+                source,
+            })?;
+            let key = object_key(dt, &msg.content_id);
+            let size = bytes.len();
+            self.sink.put(&key, bytes).await.map_err(|source| ConsumeError::Storage {
+                message_id: message_id.to_owned(),
+                source,
+            })?;
+            debug!(message = "wrote object", location = %self.sink.location(&key), rows = rows.len(), bytes = size);
+            objects.push((key, size));
+            partitions.push(dt);
+        }
+        self.catalog
+            .add_partitions(&partitions)
+            .await
+            .map_err(|source| ConsumeError::Storage {
+                message_id: message_id.to_owned(),
+                source,
+            })?;
+        Ok(MessageOutcome {
+            content_id: msg.content_id,
+            records,
+            record_ids,
+            objects,
+            partitions,
+        })
+    }
+
+    async fn score(&self, message_id: &str, records: Vec<SourceRecord>) -> Result<Vec<ScoredRecord>, ConsumeError> {
+        let docs: Vec<Document<'_>> = records.iter().map(|r| Document { id: &r.id, text: &r.text }).collect();
+        let results = self.analyzer.analyze(&docs).await.map_err(|source| ConsumeError::Analyze {
+            message_id: message_id.to_owned(),
+            record_id: "*".into(),
+            source,
+        })?;
+        if results.len() != records.len() {
+            return Err(ConsumeError::Analyze {
+                message_id: message_id.to_owned(),
+                record_id: "*".into(),
+                source: AnalyzeError::permanent(
+                    "ResultCountMismatch",
+                    format!("{} documents in, {} results out", records.len(), results.len()),
+                ),
+            });
+        }
+        let processed_at = crate::record::truncate_micros(Utc::now());
+        let mut out = Vec::with_capacity(records.len());
+        for (record, result) in records.into_iter().zip(results) {
+            match result {
+                Ok(score) => out.push(ScoredRecord { record, score, processed_at }),
+                Err(source) => {
+                    warn!(message = "Record could not be scored.", message_id, record_id = %record.id, error = %source);
+                    return Err(ConsumeError::Analyze {
+                        message_id: message_id.to_owned(),
+                        record_id: record.id,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn rec(id: &str, secs: i64) -> SourceRecord {
+        let t = Utc.timestamp_opt(secs, 0).unwrap();
+        SourceRecord { id: id.into(), text: "x".into(), created_at: t, updated_at: t, attributes: Default::default() }
+    }
+
+    #[test]
+    fn watermark_skips_seen_and_keeps_ties_with_new_ids() {
+        let mut w = Watermark::default();
+        assert!(w.is_new(&rec("a", 10)));
+        w.observe(&rec("a", 10));
+        w.observe(&rec("b", 5));
+        w.observe(&rec("c", 10));
+        assert_eq!(w.at.unwrap().timestamp(), 10);
+        assert!(!w.is_new(&rec("a", 10)));
+        assert!(!w.is_new(&rec("c", 10)));
+        assert!(!w.is_new(&rec("b", 5)));
+        assert!(w.is_new(&rec("d", 10)), "same timestamp, unseen id");
+        assert!(w.is_new(&rec("a", 11)), "updated later");
+        w.observe(&rec("a", 11));
+        assert_eq!(w.ids_at.len(), 1);
+    }
+}

@@ -1,0 +1,22 @@
+//! Local backends of the sentiment ETL: the pipeline on one machine with no
+//! AWS account.
+//!
+//! File sources (JSON lines, CSV), an in-process queue with SQS semantics, a
+//! filesystem lake in the S3 Hive layout, a catalog file in Glue's role, and
+//! DataFusion in Athena's. [`run::run`] wires them into `etl run`.
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod format;
+pub mod query;
+pub mod queue;
+pub mod run;
+pub mod sink;
+pub mod source;
+
+pub use catalog::LocalCatalog;
+pub use query::DataFusionQuery;
+pub use queue::{DeadLetter, InProcessQueue, QueueConfig};
+pub use run::{run, RunConfig, RunCounters, RunError, RunSummary};
+pub use sink::FsSink;
+pub use source::{FileSource, InputFormat};

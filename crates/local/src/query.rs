@@ -1,0 +1,89 @@
+//! SQL over the local lake with DataFusion, in Athena's place.
+//!
+//! The table directory is registered as `sentiment` with the `dt` partition
+//! column taken from the Hive paths, plus the two views the AWS side creates
+//! in Athena: `daily_sentiment` and `sentiment_latest`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use etl_core::output::{output_schema, PARTITION_COLUMN, TABLE_NAME};
+use etl_core::{BackendError, QueryEngine};
+
+use crate::catalog::LocalCatalog;
+
+/// The `daily_sentiment` view: per day and label, how many and how positive.
+pub const DAILY_SENTIMENT_VIEW: &str = "CREATE VIEW daily_sentiment AS \
+    SELECT dt, sentiment, COUNT(*) AS records, AVG(score_compound) AS avg_compound \
+    FROM sentiment GROUP BY dt, sentiment";
+
+/// The `sentiment_latest` view: one row per id, its newest version.
+pub fn sentiment_latest_view(include_text: bool) -> String {
+    let text = if include_text { "text, " } else { "" };
+    let cols = format!(
+        "id, {text}created_at, updated_at, language, sentiment, score_positive, score_negative, \
+         score_neutral, score_mixed, score_compound, engine, processed_at, dt"
+    );
+    format!(
+        "CREATE VIEW sentiment_latest AS SELECT {cols} FROM (\
+           SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY id ORDER BY updated_at DESC, processed_at DESC) AS rn \
+           FROM sentiment) ranked WHERE rn = 1"
+    )
+}
+
+/// DataFusion over a lake directory.
+pub struct DataFusionQuery {
+    ctx: SessionContext,
+}
+
+impl DataFusionQuery {
+    /// Open the lake at `dir` (it must have been written by `etl run`).
+    pub async fn open(dir: &Path) -> Result<Self, BackendError> {
+        let target = dir.display().to_string();
+        let entry = LocalCatalog::load(dir)?.ok_or_else(|| {
+            BackendError::permanent(
+                "open lake",
+                &target,
+                "no catalog found (expected _catalog/sentiment.json); run `etl run --lake DIR` first",
+            )
+        })?;
+        let table_dir = dir.join(TABLE_NAME);
+        std::fs::create_dir_all(&table_dir).map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let abs = std::fs::canonicalize(&table_dir).map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let url = ListingTableUrl::parse(format!("{}/", abs.display())).map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![(PARTITION_COLUMN.to_string(), DataType::Utf8)]);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(output_schema(entry.include_text));
+        let table = ListingTable::try_new(config).map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let ctx = SessionContext::new();
+        ctx.register_table(TABLE_NAME, Arc::new(table))
+            .map_err(|e| BackendError::permanent("register table", &target, e))?;
+        for ddl in [DAILY_SENTIMENT_VIEW.to_string(), sentiment_latest_view(entry.include_text)] {
+            ctx.sql(&ddl)
+                .await
+                .map_err(|e| BackendError::permanent("create view", &target, e))?;
+        }
+        Ok(Self { ctx })
+    }
+}
+
+#[async_trait]
+impl QueryEngine for DataFusionQuery {
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, BackendError> {
+        let df = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(|e| BackendError::permanent("plan query", sql, e))?;
+        df.collect().await.map_err(|e| BackendError::permanent("run query", sql, e))
+    }
+}

@@ -1,0 +1,394 @@
+//! `etl run`: the whole pipeline on one machine.
+//!
+//! One producer task streams the input through the watermark filter and the
+//! packer into the in-process queue; `workers` consumer tasks receive batches
+//! and run the core consume step, acknowledging each message on its own or
+//! releasing it for redelivery (dead-lettered after `max_receive_count`).
+//! The watermark advances only when the run completes, so an interrupted run
+//! is simply run again: it re-sends the same messages, whose content ids map
+//! to the same files, which are overwritten rather than duplicated.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etl_core::message::DEFAULT_MESSAGE_BUDGET;
+use etl_core::pipeline::ProduceError;
+use etl_core::{
+    produce, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer, ProduceStats, Rejection,
+    SentimentAnalyzer, VaderAnalyzer, Watermark, WorkQueue,
+};
+use futures::FutureExt as _;
+use serde::Serialize;
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::catalog::LocalCatalog;
+use crate::queue::{InProcessQueue, QueueConfig};
+use crate::sink::{write_atomic, FsSink};
+use crate::source::{FileSource, InputFormat};
+
+/// Settings of a local run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Input file.
+    pub input: PathBuf,
+    /// Input format (guessed from the extension when `None`).
+    pub format: Option<InputFormat>,
+    /// Lake directory.
+    pub lake: PathBuf,
+    /// Consumer tasks.
+    pub workers: usize,
+    /// Messages per receive (the SQS event source mapping's batch size).
+    pub batch_size: usize,
+    /// Byte budget per message.
+    pub message_budget: usize,
+    /// Parquet codec.
+    pub codec: Codec,
+    /// Keep the `text` column.
+    pub include_text: bool,
+    /// Source attribute names.
+    pub fields: FieldMap,
+    /// Receives before a failing message is dead-lettered.
+    pub max_receive_count: u32,
+    /// Ignore the watermark and send everything.
+    pub full: bool,
+}
+
+impl RunConfig {
+    /// Defaults for `input` → `lake`.
+    pub fn new(input: impl Into<PathBuf>, lake: impl Into<PathBuf>) -> Self {
+        Self {
+            input: input.into(),
+            format: None,
+            lake: lake.into(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            batch_size: 10,
+            message_budget: DEFAULT_MESSAGE_BUDGET,
+            codec: Codec::Snappy,
+            include_text: true,
+            fields: FieldMap::default(),
+            max_receive_count: 3,
+            full: false,
+        }
+    }
+}
+
+/// Live counters, readable while the run goes on (progress bars).
+#[derive(Debug, Default)]
+pub struct RunCounters {
+    /// Input bytes consumed.
+    pub bytes_read: Arc<AtomicU64>,
+    /// Input size.
+    pub total_bytes: AtomicU64,
+    /// Records scored and written.
+    pub scored: AtomicU64,
+    /// Messages completed.
+    pub messages_done: AtomicU64,
+    /// Parquet bytes written.
+    pub bytes_written: AtomicU64,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Producer counts (read, rejected, unchanged, sent).
+    pub produce: ProduceStats,
+    /// Records scored and written to the lake.
+    pub scored: u64,
+    /// Messages processed successfully.
+    pub messages_ok: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered_messages: u64,
+    /// Records inside dead-lettered messages.
+    pub dead_lettered_records: u64,
+    /// Parquet objects written (a redelivered message rewrites its own objects).
+    pub files_written: u64,
+    /// Parquet bytes written.
+    pub bytes_written: u64,
+    /// Wall time in seconds.
+    pub elapsed_secs: f64,
+    /// Where rejected lines were recorded (when there were any).
+    pub rejects_file: Option<PathBuf>,
+    /// Where dead letters were recorded (when there were any).
+    pub dead_letter_file: Option<PathBuf>,
+}
+
+impl RunSummary {
+    /// Records scored per second of wall time.
+    pub fn records_per_sec(&self) -> f64 {
+        if self.elapsed_secs > 0.0 {
+            self.scored as f64 / self.elapsed_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A run that could not complete.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The input could not be read.
+    #[error("cannot read input {path}: {source}")]
+    Input {
+        /// Input path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: etl_core::BackendError,
+    },
+    /// The lake could not be written.
+    #[error("cannot write lake {path}: {source}")]
+    Lake {
+        /// Lake path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: etl_core::BackendError,
+    },
+    /// The producer failed.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// A consumer stopped the run (the lake cannot be written, or a task died).
+    #[error("consumer stopped the run: {0}")]
+    Consumer(String),
+}
+
+/// Paths of the lake's bookkeeping files.
+pub struct LakePaths;
+
+impl LakePaths {
+    /// The watermark of incremental runs.
+    pub fn watermark(lake: &Path) -> PathBuf {
+        lake.join("_state").join("watermark.json")
+    }
+    /// Rejected input lines (JSON lines, appended per run).
+    pub fn rejects(lake: &Path) -> PathBuf {
+        lake.join("_rejects").join("rejects.jsonl")
+    }
+    /// Dead-lettered messages (JSON lines).
+    pub fn dead_letters(lake: &Path) -> PathBuf {
+        lake.join("_dead_letter").join("messages.jsonl")
+    }
+}
+
+/// Read the lake's watermark (default when none).
+pub fn load_watermark(lake: &Path) -> Result<Watermark, etl_core::BackendError> {
+    let p = LakePaths::watermark(lake);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| etl_core::BackendError::permanent("parse", p.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Watermark::default()),
+        Err(e) => Err(etl_core::BackendError::permanent("read", p.display().to_string(), e)),
+    }
+}
+
+fn save_watermark(lake: &Path, w: &Watermark) -> Result<(), etl_core::BackendError> {
+    let p = LakePaths::watermark(lake);
+    let json = serde_json::to_vec_pretty(w).map_err(|e| etl_core::BackendError::permanent("encode", p.display().to_string(), e))?;
+    write_atomic(&p, &json, 0).map_err(|e| etl_core::BackendError::permanent("write", p.display().to_string(), e))
+}
+
+/// Appends rejections to the rejects file and reports each one.
+struct RejectLog {
+    path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    run_id: String,
+    count: u64,
+    error: Option<std::io::Error>,
+    on_reject: Box<dyn FnMut(&Rejection) + Send>,
+}
+
+impl RejectLog {
+    fn record(&mut self, r: &Rejection) {
+        use std::io::Write;
+        self.count += 1;
+        (self.on_reject)(r);
+        if self.error.is_some() {
+            return;
+        }
+        if self.file.is_none() {
+            let open = self
+                .path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&self.path));
+            match open {
+                Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        }
+        let line = serde_json::json!({
+            "run_id": self.run_id, "location": r.location, "id": r.id, "field": r.field, "reason": r.reason,
+        });
+        if let Some(f) = self.file.as_mut() {
+            if let Err(e) = writeln!(f, "{line}") {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Run the pipeline. `on_reject` is called for every rejected input item.
+pub async fn run(
+    cfg: RunConfig,
+    counters: Arc<RunCounters>,
+    on_reject: Box<dyn FnMut(&Rejection) + Send>,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let lake = cfg.lake.clone();
+    let lake_err = |source| RunError::Lake { path: lake.clone(), source };
+    std::fs::create_dir_all(&lake)
+        .map_err(|e| lake_err(etl_core::BackendError::permanent("create", lake.display().to_string(), e)))?;
+
+    let format = cfg.format.unwrap_or_else(|| InputFormat::from_path(&cfg.input));
+    let mut source = FileSource::open_counted(&cfg.input, format, cfg.fields.clone(), counters.bytes_read.clone())
+        .map_err(|source| RunError::Input {
+            path: cfg.input.clone(),
+            source,
+        })?;
+    counters.total_bytes.store(source.total_bytes(), Ordering::Relaxed);
+
+    let catalog = Arc::new(LocalCatalog::new(&lake, cfg.include_text));
+    catalog.ensure_table().await.map_err(lake_err)?;
+    let since = if cfg.full { Watermark::default() } else { load_watermark(&lake).map_err(lake_err)? };
+
+    let queue = Arc::new(InProcessQueue::new(QueueConfig {
+        max_receive_count: cfg.max_receive_count.max(1),
+        capacity: cfg.workers.max(1) * cfg.batch_size.max(1) * 4,
+        dead_letter_path: LakePaths::dead_letters(&lake),
+    }));
+    let sink = Arc::new(FsSink::new(&lake));
+    let analyzer: Arc<dyn SentimentAnalyzer> = Arc::new(VaderAnalyzer::new());
+    let options = ConsumeOptions {
+        codec: cfg.codec,
+        include_text: cfg.include_text,
+    };
+    let files = Arc::new(AtomicU64::new(0));
+
+    let mut workers = Vec::new();
+    for worker in 0..cfg.workers.max(1) {
+        let (queue, sink, catalog, analyzer, counters, files) =
+            (queue.clone(), sink.clone(), catalog.clone(), analyzer.clone(), counters.clone(), files.clone());
+        let batch_size = cfg.batch_size.max(1);
+        workers.push(tokio::spawn(async move {
+            let consumer = Consumer {
+                analyzer: analyzer.as_ref(),
+                sink: sink.as_ref(),
+                catalog: catalog.as_ref(),
+                options,
+            };
+            let mut ok = 0u64;
+            loop {
+                let batch = queue.receive(batch_size, Duration::from_secs(3600)).await.map_err(|e| e.to_string())?;
+                if batch.is_empty() {
+                    if queue.is_drained().await {
+                        return Ok::<u64, String>(ok);
+                    }
+                    continue;
+                }
+                for d in batch {
+                    let outcome = std::panic::AssertUnwindSafe(consumer.consume(&d.message_id, &d.body))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|p| {
+                            Err(ConsumeError::Panicked {
+                                message_id: d.message_id.clone(),
+                                detail: panic_text(&p),
+                            })
+                        });
+                    match outcome {
+                        Ok(o) => {
+                            counters.scored.fetch_add(o.records as u64, Ordering::Relaxed);
+                            counters
+                                .bytes_written
+                                .fetch_add(o.objects.iter().map(|x| x.1 as u64).sum(), Ordering::Relaxed);
+                            files.fetch_add(o.objects.len() as u64, Ordering::Relaxed);
+                            queue.ack(&d).await.map_err(|e| e.to_string())?;
+                            counters.messages_done.fetch_add(1, Ordering::Relaxed);
+                            ok += 1;
+                        }
+                        Err(e @ ConsumeError::Storage { .. }) => {
+                            // The lake itself cannot be written: every message would fail
+                            // the same way, so stop the run instead of dead-lettering all.
+                            queue.release(&d, &e.to_string()).await.map_err(|e| e.to_string())?;
+                            queue.abort().await;
+                            return Err(e.to_string());
+                        }
+                        Err(e) => {
+                            warn!(message = "Message failed.", worker, message_id = %d.message_id, receive_count = d.receive_count, error = %e);
+                            queue.release(&d, &e.to_string()).await.map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    let mut rejects = RejectLog {
+        path: LakePaths::rejects(&lake),
+        file: None,
+        run_id: chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string(),
+        count: 0,
+        error: None,
+        on_reject,
+    };
+    let mut packer = Packer::new(cfg.message_budget, None);
+    let produced = produce(&mut source, queue.as_ref(), &mut packer, &since, 10, |r| rejects.record(r)).await;
+    queue.close().await;
+    // Let consumers finish what was sent even when the producer failed.
+    let mut messages_ok = 0;
+    let mut consumer_error = None;
+    for w in workers {
+        match w.await {
+            Ok(Ok(n)) => messages_ok += n,
+            Ok(Err(e)) => consumer_error = Some(e),
+            Err(e) => consumer_error = Some(e.to_string()),
+        }
+    }
+    if let Some(e) = consumer_error {
+        return Err(RunError::Consumer(e));
+    }
+    let (stats, watermark) = produced?;
+    rejects.finish().map_err(|e| {
+        lake_err(etl_core::BackendError::permanent("write", rejects.path.display().to_string(), e))
+    })?;
+    let (dl_msgs, dl_records) = queue.dead_letter_counts().await;
+    save_watermark(&lake, &watermark).map_err(lake_err)?;
+
+    let summary = RunSummary {
+        scored: counters.scored.load(Ordering::Relaxed),
+        messages_ok,
+        dead_lettered_messages: dl_msgs,
+        dead_lettered_records: dl_records,
+        files_written: files.load(Ordering::Relaxed),
+        bytes_written: counters.bytes_written.load(Ordering::Relaxed),
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        rejects_file: (stats.rejected > 0).then(|| LakePaths::rejects(&lake)),
+        dead_letter_file: (dl_msgs > 0).then(|| LakePaths::dead_letters(&lake)),
+        produce: stats,
+    };
+    info!(message = "Run complete.", read = summary.produce.read, scored = summary.scored, rejected = summary.produce.rejected, dead_lettered = summary.dead_lettered_records);
+    Ok(summary)
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}

@@ -1,0 +1,365 @@
+//! File sources: JSON lines and CSV, streamed.
+//!
+//! A reader thread parses the file in chunks and hands them over a bounded
+//! channel, so memory stays flat however large the input is and the parsing
+//! overlaps with scoring. Every bad line becomes a [`Rejection`] naming its
+//! line number and the reason; only an unreadable file is fatal.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etl_core::{BackendError, FieldMap, RecordSource, Rejection, SourceItem};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+/// Lines per chunk handed to the pipeline.
+const CHUNK_LINES: usize = 1024;
+/// Chunks buffered between the reader thread and the pipeline.
+const CHANNEL_CHUNKS: usize = 8;
+
+/// Input file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON object per line.
+    JsonLines,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl InputFormat {
+    /// Guess from the file extension: `.csv` is CSV, anything else JSON lines.
+    pub fn from_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+            Some(e) if e == "csv" => InputFormat::Csv,
+            _ => InputFormat::JsonLines,
+        }
+    }
+}
+
+impl std::str::FromStr for InputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "jsonl" | "json" | "ndjson" | "jsonlines" => Ok(InputFormat::JsonLines),
+            "csv" => Ok(InputFormat::Csv),
+            o => Err(format!("unknown input format {o:?}: expected jsonl or csv")),
+        }
+    }
+}
+
+/// A streaming file source.
+pub struct FileSource {
+    rx: mpsc::Receiver<Result<Vec<SourceItem>, BackendError>>,
+    bytes_read: Arc<AtomicU64>,
+    total_bytes: u64,
+}
+
+impl FileSource {
+    /// Open `path` and start the reader thread. Fails if the file cannot be opened.
+    pub fn open(path: &Path, format: InputFormat, fields: FieldMap) -> Result<Self, BackendError> {
+        Self::open_counted(path, format, fields, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Like [`FileSource::open`], adding the bytes consumed to `bytes_read`.
+    pub fn open_counted(
+        path: &Path,
+        format: InputFormat,
+        fields: FieldMap,
+        bytes_read: Arc<AtomicU64>,
+    ) -> Result<Self, BackendError> {
+        let file = File::open(path).map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
+        let meta = file.metadata().map_err(|e| BackendError::permanent("stat", path.display().to_string(), e))?;
+        if meta.is_dir() {
+            return Err(BackendError::permanent("open", path.display().to_string(), "is a directory, expected a file"));
+        }
+        let total_bytes = meta.len();
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let counter = CountingReader {
+            inner: file,
+            count: bytes_read.clone(),
+        };
+        let path: PathBuf = path.to_owned();
+        std::thread::Builder::new()
+            .name("etl-source".into())
+            .spawn(move || {
+                let result = match format {
+                    InputFormat::JsonLines => read_json_lines(counter, &fields, &tx),
+                    InputFormat::Csv => read_csv(counter, &fields, &tx),
+                };
+                if let Err(e) = result {
+                    let _ = tx.blocking_send(Err(BackendError::permanent("read", path.display().to_string(), e)));
+                }
+            })
+            .map_err(|e| BackendError::permanent("spawn reader", "etl-source", e))?;
+        Ok(Self { rx, bytes_read, total_bytes })
+    }
+
+    /// Shared counter of input bytes consumed so far (for progress bars).
+    pub fn bytes_read(&self) -> Arc<AtomicU64> {
+        self.bytes_read.clone()
+    }
+
+    /// Size of the input file.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+}
+
+#[async_trait]
+impl RecordSource for FileSource {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<SourceItem>>, BackendError> {
+        match self.rx.recv().await {
+            None => Ok(None),
+            Some(Ok(chunk)) => Ok(Some(chunk)),
+            Some(Err(e)) => Err(e),
+        }
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+type Tx = mpsc::Sender<Result<Vec<SourceItem>, BackendError>>;
+
+/// Returns Err only for I/O failures; a closed channel (consumer gone) ends quietly.
+fn send_chunk(tx: &Tx, chunk: &mut Vec<SourceItem>) -> bool {
+    if chunk.is_empty() {
+        return true;
+    }
+    tx.blocking_send(Ok(std::mem::replace(chunk, Vec::with_capacity(CHUNK_LINES))))
+        .is_ok()
+}
+
+fn reject(line: u64, id: Option<String>, field: Option<String>, reason: String) -> SourceItem {
+    SourceItem::Rejected(Rejection {
+        location: format!("line {line}"),
+        id,
+        field,
+        reason,
+    })
+}
+
+/// Parse one JSON line (without its newline) into an item.
+pub fn parse_json_line(bytes: &[u8], line: u64, fields: &FieldMap) -> SourceItem {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return reject(line, None, None, format!("invalid UTF-8 at byte {}", e.valid_up_to()));
+        }
+    };
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return reject(line, None, None, format!("not valid JSON: {e}")),
+    };
+    match fields.parse(&value) {
+        Ok(r) => SourceItem::Record(r),
+        Err(e) => reject(line, e.id, Some(e.field), e.reason),
+    }
+}
+
+fn read_json_lines<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, r);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut end = buf.len();
+        while end > 0 && (buf[end - 1] == b'\n' || buf[end - 1] == b'\r') {
+            end -= 1;
+        }
+        let mut line = &buf[..end];
+        if line_no == 1 && line.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            line = &line[3..]; // UTF-8 byte-order mark
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue; // blank lines separate nothing and hold no record
+        }
+        chunk.push(parse_json_line(line, line_no, fields));
+        if chunk.len() >= CHUNK_LINES && !send_chunk(tx, &mut chunk) {
+            return Ok(());
+        }
+    }
+    send_chunk(tx, &mut chunk);
+    Ok(())
+}
+
+fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 20, r));
+    let headers: Vec<String> = match reader.byte_headers() {
+        Ok(h) => h.iter().map(|b| String::from_utf8_lossy(b).trim_start_matches('\u{feff}').to_string()).collect(),
+        Err(e) => return Err(std::io::Error::other(format!("CSV header: {e}"))),
+    };
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        let line = reader.position().line() + 1;
+        match reader.read_byte_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = rec.position().map_or(line, |p| p.line());
+                chunk.push(csv_row(&headers, &rec, line, fields));
+            }
+            Err(e) => match e.kind() {
+                csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
+                _ => chunk.push(reject(line, None, None, format!("malformed CSV: {e}"))),
+            },
+        }
+        if chunk.len() >= CHUNK_LINES && !send_chunk(tx, &mut chunk) {
+            return Ok(());
+        }
+    }
+    send_chunk(tx, &mut chunk);
+    Ok(())
+}
+
+fn csv_row(headers: &[String], rec: &csv::ByteRecord, line: u64, fields: &FieldMap) -> SourceItem {
+    if rec.len() != headers.len() {
+        return reject(
+            line,
+            None,
+            None,
+            format!("expected {} columns, found {}", headers.len(), rec.len()),
+        );
+    }
+    let mut obj = Map::with_capacity(headers.len());
+    for (name, cell) in headers.iter().zip(rec.iter()) {
+        match std::str::from_utf8(cell) {
+            // An empty cell is an absent value.
+            Ok("") => {}
+            Ok(s) => {
+                obj.insert(name.clone(), Value::String(s.to_owned()));
+            }
+            Err(e) => {
+                return reject(
+                    line,
+                    None,
+                    Some(name.clone()),
+                    format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                )
+            }
+        }
+    }
+    match fields.parse_object(&obj) {
+        Ok(r) => SourceItem::Record(r),
+        Err(e) => reject(line, e.id, Some(e.field), e.reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    async fn collect(path: &Path, format: InputFormat) -> Vec<SourceItem> {
+        let mut src = FileSource::open(path, format, FieldMap::default()).unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = src.next_chunk().await.unwrap() {
+            out.extend(c);
+        }
+        out
+    }
+
+    fn rejected(items: &[SourceItem]) -> Vec<(String, Option<String>, String)> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                SourceItem::Rejected(r) => Some((r.location.clone(), r.field.clone(), r.reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn json_lines_keep_good_records_and_name_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.jsonl");
+        let mut f = File::create(&p).unwrap();
+        f.write_all(b"{\"id\":\"1\",\"text\":\"good\",\"created_at\":\"2024-01-01T00:00:00Z\"}\n").unwrap();
+        f.write_all(b"not json\n").unwrap();
+        f.write_all(b"\n").unwrap();
+        f.write_all(b"[1,2]\r\n").unwrap();
+        f.write_all(b"{\"id\":\"4\",\"text\":\"caf\xe9\",\"created_at\":1}\n").unwrap();
+        f.write_all(b"{\"id\":\"5\",\"text\":\"\",\"created_at\":1}\n").unwrap();
+        f.write_all(b"{\"id\":\"6\",\"text\":\"last, no newline\",\"created_at\":1700000000000}").unwrap();
+        drop(f);
+        let items = collect(&p, InputFormat::JsonLines).await;
+        assert_eq!(items.len(), 6, "blank line is not an item");
+        let rej = rejected(&items);
+        assert_eq!(rej.len(), 4);
+        assert_eq!(rej[0].0, "line 2");
+        assert!(rej[0].2.contains("not valid JSON"));
+        assert_eq!(rej[1].0, "line 4");
+        assert_eq!(rej[2].0, "line 5");
+        assert!(rej[2].2.contains("invalid UTF-8"));
+        assert_eq!((rej[3].0.as_str(), rej[3].1.as_deref()), ("line 6", Some("text")));
+        let good: Vec<_> = items
+            .iter()
+            .filter_map(|i| if let SourceItem::Record(r) = i { Some(r.id.as_str()) } else { None })
+            .collect();
+        assert_eq!(good, vec!["1", "6"]);
+    }
+
+    #[tokio::test]
+    async fn csv_rows_parse_with_quotes_and_report_bad_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.csv");
+        std::fs::write(
+            &p,
+            "id,text,created_at,updated_at\n\
+             a,\"Great, really \"\"great\"\"\",2024-01-01T00:00:00Z,\n\
+             b,\"multi\nline\",1700000000,1700000500\n\
+             c,,2024-01-01T00:00:00Z,\n\
+             d,short row\n",
+        )
+        .unwrap();
+        let items = collect(&p, InputFormat::Csv).await;
+        assert_eq!(items.len(), 4);
+        match &items[0] {
+            SourceItem::Record(r) => assert_eq!(r.text, "Great, really \"great\""),
+            o => panic!("{o:?}"),
+        }
+        match &items[1] {
+            SourceItem::Record(r) => {
+                assert_eq!(r.text, "multi\nline");
+                assert_eq!(r.updated_at.timestamp(), 1_700_000_500);
+            }
+            o => panic!("{o:?}"),
+        }
+        let rej = rejected(&items);
+        assert_eq!(rej.len(), 2);
+        assert_eq!(rej[0].0, "line 5", "line numbers count the embedded newline");
+        assert_eq!(rej[0].1.as_deref(), Some("text"));
+        assert!(rej[1].2.contains("columns"));
+    }
+
+    #[tokio::test]
+    async fn missing_file_is_fatal() {
+        let err = FileSource::open(Path::new("/nonexistent/x.jsonl"), InputFormat::JsonLines, FieldMap::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("/nonexistent/x.jsonl"));
+    }
+}

@@ -1,0 +1,345 @@
+"""Structural checks of template.yaml: the properties the pipeline's
+behaviour depends on, and the contracts shared with the Rust code."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+
+from helpers import ROOT, as_list, functions, refs
+
+OUTPUT_RS = ROOT / "crates" / "core" / "src" / "output.rs"
+
+
+def parse_columns(rust: str) -> list[tuple[str, str]]:
+    """The `COLUMNS` constant of crates/core/src/output.rs: [(name, athena type)]."""
+    m = re.search(r"pub const COLUMNS\s*:\s*&\[\(&str,\s*&str\)\]\s*=\s*&\[(.*?)\];", rust, re.S)
+    assert m, "COLUMNS not found in crates/core/src/output.rs"
+    return re.findall(r'\(\s*"([^"]+)"\s*,\s*"([^"]+)"\s*\)', m.group(1))
+
+
+def event(fn: dict, type_: str) -> dict:
+    events = [e for e in fn["Properties"].get("Events", {}).values() if e["Type"] == type_]
+    assert len(events) == 1, f"expected one {type_} event"
+    return events[0]["Properties"]
+
+
+def by_ref(resources: dict, value) -> str:
+    (name,) = refs(value) & resources.keys()
+    return name
+
+
+# ------------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("name,binary", [("ProducerFunction", "producer"), ("ConsumerFunction", "consumer")])
+def test_function_is_a_rust_arm64_binary_built_by_cargo_lambda(template, resources, name, binary):
+    fn = resources[name]
+    props = {**template["Globals"]["Function"], **fn["Properties"]}
+    assert props["Runtime"] == "provided.al2023"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "bootstrap"
+    assert props["CodeUri"] == "."  # the workspace root: Cargo.toml with [workspace]
+    assert fn["Metadata"]["BuildMethod"] == "rust-cargolambda"
+    assert fn["Metadata"]["BuildProperties"]["Binary"] == binary
+    cargo = tomllib.loads((ROOT / "crates" / binary / "Cargo.toml").read_text())
+    assert binary in [b["name"] for b in cargo.get("bin", [])] or cargo["package"]["name"] == binary
+
+
+@pytest.mark.parametrize("name,log_group", [("ProducerFunction", "ProducerLogGroup"), ("ConsumerFunction", "ConsumerLogGroup")])
+def test_function_logs_json_to_its_own_log_group_with_retention(resources, name, log_group):
+    logging = resources[name]["Properties"]["LoggingConfig"]
+    assert logging["LogFormat"] == "JSON"
+    assert logging["LogGroup"] == {"Ref": log_group}
+    assert resources[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_producer_runs_on_a_schedule_with_time_zone_retries_and_dead_letters(resources):
+    fn = resources["ProducerFunction"]["Properties"]
+    schedule = event(resources["ProducerFunction"], "ScheduleV2")
+    assert schedule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
+    assert schedule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert by_ref(resources, schedule["DeadLetterConfig"]["Arn"]) == "ProducerDeadLetterQueue"
+    # Failures after Lambda's own async retries land in the same queue.
+    assert by_ref(resources, fn["DeadLetterQueue"]["TargetArn"]) == "ProducerDeadLetterQueue"
+    assert fn["Timeout"] == 900
+
+
+def test_consumer_polls_the_work_queue_with_partial_batch_failures(resources):
+    sqs = event(resources["ConsumerFunction"], "SQS")
+    assert by_ref(resources, sqs["Queue"]) == "WorkQueue"
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sqs["BatchSize"] == {"Ref": "BatchSize"}
+    assert sqs["MaximumBatchingWindowInSeconds"] == {"Ref": "MaximumBatchingWindowInSeconds"}
+    assert sqs["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConsumerConcurrency"}
+
+
+def test_function_environment_carries_the_documented_variables(resources):
+    producer = resources["ProducerFunction"]["Properties"]["Environment"]["Variables"]
+    consumer = resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"]
+    assert {"SOURCE_TABLE", "STATE_TABLE", "QUEUE_URL"} <= producer.keys()
+    assert {
+        "OUTPUT_BUCKET",
+        "OUTPUT_PREFIX",
+        "GLUE_DATABASE",
+        "GLUE_TABLE",
+        "ATHENA_WORKGROUP",
+        "SENTIMENT_ENGINE",
+        "LANGUAGE",
+    } <= consumer.keys()
+    assert refs(producer["STATE_TABLE"]) == {"StateTable"}
+    assert refs(producer["QUEUE_URL"]) == {"WorkQueue"}
+    assert refs(consumer["OUTPUT_BUCKET"]) == {"LakeBucket"}
+    assert refs(consumer["ATHENA_WORKGROUP"]) == {"AthenaWorkGroup"}
+
+
+# ------------------------------------------------------------------------ SQS
+
+
+def test_work_queue_redrives_to_its_dead_letter_queue(resources):
+    props = resources["WorkQueue"]["Properties"]
+    redrive = props["RedrivePolicy"]
+    assert by_ref(resources, redrive["deadLetterTargetArn"]) == "WorkDeadLetterQueue"
+    assert 3 <= int(redrive["maxReceiveCount"]) <= 10
+
+
+def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(resources):
+    visibility = resources["WorkQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * resources["ConsumerFunction"]["Properties"]["Timeout"]
+
+
+@pytest.mark.parametrize("name", ["WorkQueue", "WorkDeadLetterQueue", "ProducerDeadLetterQueue"])
+def test_queue_is_encrypted_and_refuses_plain_http(resources, name):
+    props = resources[name]["Properties"]
+    assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props
+    policies = [r for r in resources.values() if r["Type"] == "AWS::SQS::QueueInlinePolicy"]
+    assert any(refs(p["Properties"]["Queue"]) == {name} and denies_insecure_transport(p) for p in policies)
+
+
+def test_retention_keeps_dead_letters_longest(resources):
+    assert resources["WorkQueue"]["Properties"]["MessageRetentionPeriod"] >= 4 * 86400
+    for dlq in ("WorkDeadLetterQueue", "ProducerDeadLetterQueue"):
+        assert resources[dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+
+
+# ------------------------------------------------------------------- DynamoDB
+
+
+def test_source_table_is_created_only_when_no_existing_name_is_given(template, resources):
+    assert resources["SourceTable"]["Condition"] == "CreateSourceTable"
+    assert template["Conditions"]["CreateSourceTable"] == {"Fn::Equals": [{"Ref": "SourceTableName"}, ""]}
+    assert template["Parameters"]["SourceTableName"]["Default"] == ""
+
+
+@pytest.mark.parametrize("name", ["SourceTable", "StateTable"])
+def test_tables_are_on_demand_with_backups_and_encryption(resources, name):
+    props = resources[name]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_state_table_is_keyed_by_pk_and_expires_items(resources):
+    props = resources["StateTable"]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+# ------------------------------------------------------------------------- S3
+
+
+def denies_insecure_transport(policy_resource: dict) -> bool:
+    for st in as_list(policy_resource["Properties"]["PolicyDocument"]["Statement"]):
+        cond = st.get("Condition", {}).get("Bool", {})
+        if st["Effect"] == "Deny" and st.get("Principal") == "*" and cond.get("aws:SecureTransport") == "false":
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", ["LakeBucket", "AthenaResultsBucket", "AccessLogsBucket"])
+def test_bucket_is_private_encrypted_and_tls_only(resources, name):
+    props = resources[name]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"][k] is True for k in (
+        "BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert rule["SSEAlgorithm"] in ("AES256", "aws:kms", "aws:kms:dsse")
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    policies = [r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert any(refs(p["Properties"]["Bucket"]) == {name} and denies_insecure_transport(p) for p in policies)
+
+
+def test_lake_is_versioned_and_expires_noncurrent_versions(resources):
+    props = resources["LakeBucket"]["Properties"]
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and r["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0 for r in rules)
+    assert resources["LakeBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_athena_results_expire(resources):
+    rules = resources["AthenaResultsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and r.get("ExpirationInDays", 0) > 0 for r in rules)
+
+
+# --------------------------------------------------------------- Glue, Athena
+
+
+def test_output_contract_parses():
+    cols = parse_columns(OUTPUT_RS.read_text())
+    assert cols[0] == ("id", "string") and len(cols) >= 10
+
+
+def test_glue_table_columns_match_the_output_contract_in_order(resources):
+    contract = parse_columns(OUTPUT_RS.read_text())
+    columns = resources["SentimentTable"]["Properties"]["TableInput"]["StorageDescriptor"]["Columns"]
+    assert [(c["Name"], c["Type"]) for c in columns] == contract
+
+
+def test_glue_table_is_parquet_partitioned_by_dt_under_the_prefix(resources):
+    table = resources["SentimentTable"]["Properties"]
+    assert refs(table["DatabaseName"]) == {"GlueDatabase"}
+    tin = table["TableInput"]
+    assert tin["Name"] == "sentiment"
+    assert tin["TableType"] == "EXTERNAL_TABLE"
+    assert [(k["Name"], k["Type"]) for k in tin["PartitionKeys"]] == [("dt", "string")]
+    sd = tin["StorageDescriptor"]
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert sd["InputFormat"].endswith("MapredParquetInputFormat")
+    assert sd["OutputFormat"].endswith("MapredParquetOutputFormat")
+    assert sd["Location"] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/"}
+
+
+def test_partition_projection_is_an_option(template, resources):
+    assert template["Parameters"]["PartitionProjection"]["Default"] == "false"
+    on, off = resources["SentimentTable"]["Properties"]["TableInput"]["Parameters"]["Fn::If"][1:]
+    assert resources["SentimentTable"]["Properties"]["TableInput"]["Parameters"]["Fn::If"][0] == "UsePartitionProjection"
+    assert "projection.enabled" not in off
+    assert on["projection.enabled"] == "true"
+    assert on["projection.dt.type"] == "date"
+    assert on["projection.dt.format"] == "yyyy-MM-dd"
+    assert on["projection.dt.range"] == {"Fn::Sub": "${PartitionProjectionStart},NOW"}
+    # ${!dt} is Fn::Sub's escape for a literal ${dt}.
+    assert on["storage.location.template"] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/dt=${!dt}/"}
+
+
+def test_athena_workgroup_is_enforced_cost_capped_and_encrypted(resources):
+    wg = resources["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert wg["EnforceWorkGroupConfiguration"] is True
+    assert wg["BytesScannedCutoffPerQuery"] == {"Ref": "AthenaBytesScannedCutoff"}
+    assert wg["PublishCloudWatchMetricsEnabled"] is True
+    assert wg["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
+    assert refs(wg["ResultConfiguration"]["OutputLocation"]) == {"AthenaResultsBucket"}
+    assert wg["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"] in ("SSE_S3", "SSE_KMS")
+
+
+# --------------------------------------------------------------------- alarms
+
+
+def alarm_on(resources: dict, namespace: str, metric: str, target: str) -> dict:
+    for res in resources.values():
+        p = res.get("Properties", {})
+        if res["Type"] == "AWS::CloudWatch::Alarm" and p["Namespace"] == namespace and p["MetricName"] == metric:
+            if target in refs(p["Dimensions"]):
+                return p
+    raise AssertionError(f"no alarm on {namespace} {metric} of {target}")
+
+
+@pytest.mark.parametrize("queue", ["WorkDeadLetterQueue", "ProducerDeadLetterQueue"])
+def test_dead_letter_queues_alarm_on_the_first_message(resources, queue):
+    alarm = alarm_on(resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible", queue)
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_function_errors_and_queue_age_alarm(resources):
+    alarm_on(resources, "AWS/Lambda", "Errors", "ConsumerFunction")
+    alarm_on(resources, "AWS/Lambda", "Errors", "ProducerFunction")
+    alarm_on(resources, "AWS/SQS", "ApproximateAgeOfOldestMessage", "WorkQueue")
+
+
+def test_alarms_notify_the_optional_topic(template, resources):
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+    for res in resources.values():
+        if res["Type"] == "AWS::CloudWatch::Alarm":
+            assert res["Properties"]["AlarmActions"] == {
+                "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+            }
+
+
+# ------------------------------------------------------- parameters, outputs
+
+
+def test_parameters_cover_the_operational_knobs(template):
+    assert {
+        "ScheduleExpression",
+        "ScheduleTimezone",
+        "SourceTableName",
+        "SentimentEngine",
+        "Language",
+        "BatchSize",
+        "MaximumBatchingWindowInSeconds",
+        "MaxConsumerConcurrency",
+        "LogRetentionDays",
+        "AthenaBytesScannedCutoff",
+        "OutputPrefix",
+        "PartitionProjection",
+    } <= template["Parameters"].keys()
+    assert template["Parameters"]["SentimentEngine"]["AllowedValues"] == ["vader", "comprehend"]
+
+
+def test_outputs_name_every_resource_a_user_needs(template):
+    assert {
+        "SourceTableName",
+        "StateTableName",
+        "WorkQueueUrl",
+        "WorkDeadLetterQueueUrl",
+        "LakeBucketName",
+        "AthenaResultsBucketName",
+        "ProducerFunctionArn",
+        "ConsumerFunctionArn",
+        "GlueDatabaseName",
+        "GlueTableName",
+        "AthenaWorkGroupName",
+    } <= template["Outputs"].keys()
+
+
+def test_every_function_and_event_is_in_the_transformed_template(transformed):
+    types = {v["Type"] for v in transformed["Resources"].values()}
+    assert {"AWS::Lambda::Function", "AWS::Scheduler::Schedule", "AWS::Lambda::EventSourceMapping"} <= types
+    assert len(functions(transformed["Resources"])) == 0
+
+
+# ----------------------------------------------------------------- samconfig
+
+
+def test_samconfig_builds_with_cargo_lambda_and_deploys_without_prompts():
+    conf = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert conf["version"] == 0.1
+    build = conf["default"]["build"]["parameters"]
+    assert build["beta_features"] is True and build["cached"] is True and build["parallel"] is True
+    deploy = conf["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] in ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is False
+    assert deploy["fail_on_empty_changeset"] is False
+    assert isinstance(deploy["parameter_overrides"], str)  # a list would be split on spaces
+    assert conf["default"]["validate"]["parameters"]["lint"] is True
+
+
+def test_samconfig_parameter_overrides_are_valid_template_parameters(template):
+    from samcli.cli.types import CfnParameterOverridesType
+
+    raw = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["deploy"]["parameters"]["parameter_overrides"]
+    overrides = CfnParameterOverridesType().convert(raw, None, None)
+    params = template["Parameters"]
+    assert overrides
+    for key, value in overrides.items():
+        assert key in params, f"samconfig overrides unknown parameter {key}"
+        if "AllowedValues" in params[key]:
+            assert value in [str(v) for v in params[key]["AllowedValues"]], (key, value)
+        if "AllowedPattern" in params[key]:
+            assert re.fullmatch(params[key]["AllowedPattern"], value), (key, value)
