@@ -106,19 +106,35 @@ fn envelope_overhead() -> usize {
     "{\"v\":1,\"content_id\":\"\",\"records\":[]}".len() + 64
 }
 
+/// Open partition buckets a [`Packer`] keeps by default before it closes the
+/// fullest one early. Bounds memory at `DEFAULT_OPEN_BUCKETS × budget`.
+pub const DEFAULT_OPEN_BUCKETS: usize = 32;
+
+#[derive(Debug)]
+struct Bucket {
+    dt: chrono::NaiveDate,
+    records: Vec<(SourceRecord, String)>,
+    bytes: usize,
+}
+
 /// Packs records into messages up to a byte budget.
 ///
-/// Records are accumulated in arrival order; a message is closed when the next
-/// record would push it past the budget. A record larger than the budget on
-/// its own travels alone; one larger than `hard_limit` is refused with
-/// [`MessageError::RecordTooLarge`] so the caller can count it as rejected.
+/// Records are grouped by their `dt` partition (UTC date of `created_at`), so
+/// a message normally becomes exactly one Parquet object: one S3 PUT per
+/// message instead of one per message and day, and no small-files problem.
+/// A bucket is closed when the next record would push it past the budget;
+/// when more than `max_open` buckets are open the fullest is closed early.
+/// A record larger than the budget on its own travels alone; one larger than
+/// `hard_limit` is refused with [`MessageError::RecordTooLarge`] so the caller
+/// can count it as rejected. Output depends only on the input order, so the
+/// same input always yields the same messages and content ids.
 #[derive(Debug)]
 pub struct Packer {
     budget: usize,
     hard_limit: Option<usize>,
     max_records: usize,
-    pending: Vec<(SourceRecord, String)>,
-    pending_bytes: usize,
+    max_open: usize,
+    buckets: Vec<Bucket>,
 }
 
 impl Packer {
@@ -129,8 +145,8 @@ impl Packer {
             budget,
             hard_limit,
             max_records: usize::MAX,
-            pending: Vec::new(),
-            pending_bytes: envelope_overhead(),
+            max_open: DEFAULT_OPEN_BUCKETS,
+            buckets: Vec::new(),
         }
     }
 
@@ -140,12 +156,24 @@ impl Packer {
         self
     }
 
+    /// Cap the number of partition buckets open at once (at least 1).
+    pub fn with_max_open(mut self, n: usize) -> Self {
+        self.max_open = n.max(1);
+        self
+    }
+
     /// The effective byte budget.
     pub fn budget(&self) -> usize {
         self.budget
     }
 
-    /// Add a record; returns a message when one was closed to make room.
+    /// Records held and not yet emitted.
+    pub fn pending_records(&self) -> usize {
+        self.buckets.iter().map(|b| b.records.len()).sum()
+    }
+
+    /// Add a record; returns a message when one was closed to make room
+    /// (at most one per call).
     pub fn push(&mut self, record: SourceRecord) -> Result<Option<OutgoingMessage>, MessageError> {
         let enc = record_json(&record);
         let alone = envelope_overhead() + enc.len();
@@ -158,31 +186,54 @@ impl Packer {
                 });
             }
         }
+        let dt = record.created_at.date_naive();
         let mut closed = None;
-        let sep = usize::from(!self.pending.is_empty());
-        if !self.pending.is_empty()
-            && (self.pending_bytes + sep + enc.len() > self.budget
-                || self.pending.len() >= self.max_records)
-        {
-            closed = self.flush();
-        }
-        let sep = usize::from(!self.pending.is_empty());
-        self.pending_bytes += sep + enc.len();
-        self.pending.push((record, enc));
+        let idx = match self.buckets.iter().position(|b| b.dt == dt) {
+            Some(i) => {
+                let b = &self.buckets[i];
+                if b.bytes + 1 + enc.len() > self.budget || b.records.len() >= self.max_records {
+                    closed = Some(seal(std::mem::take(&mut self.buckets[i].records)));
+                    self.buckets[i].bytes = envelope_overhead();
+                }
+                i
+            }
+            None => {
+                if self.buckets.len() >= self.max_open {
+                    let fullest = (0..self.buckets.len())
+                        .max_by_key(|&i| (self.buckets[i].bytes, std::cmp::Reverse(i)))
+                        .expect("at least one bucket");
+                    let b = self.buckets.remove(fullest);
+                    closed = Some(seal(b.records));
+                }
+                self.buckets.push(Bucket {
+                    dt,
+                    records: Vec::new(),
+                    bytes: envelope_overhead(),
+                });
+                self.buckets.len() - 1
+            }
+        };
+        let b = &mut self.buckets[idx];
+        b.bytes += usize::from(!b.records.is_empty()) + enc.len();
+        b.records.push((record, enc));
         Ok(closed)
     }
 
-    /// Close the current message, if it has records.
+    /// Close one open message, if any (call until `None` at the end of input).
     pub fn flush(&mut self) -> Option<OutgoingMessage> {
-        if self.pending.is_empty() {
-            return None;
+        loop {
+            let b = self.buckets.pop()?;
+            if !b.records.is_empty() {
+                return Some(seal(b.records));
+            }
         }
-        let mut pending = std::mem::take(&mut self.pending);
-        self.pending_bytes = envelope_overhead();
-        pending.sort_by(|a, b| a.0.id.cmp(&b.0.id).then(a.0.updated_at.cmp(&b.0.updated_at)));
-        let (records, encoded): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
-        Some(assemble(&encoded, &records))
     }
+}
+
+fn seal(mut pending: Vec<(SourceRecord, String)>) -> OutgoingMessage {
+    pending.sort_by(|a, b| a.0.id.cmp(&b.0.id).then(a.0.updated_at.cmp(&b.0.updated_at)));
+    let (records, encoded): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+    assemble(&encoded, &records)
 }
 
 /// Decode and verify a message body.
@@ -264,7 +315,9 @@ mod tests {
         for r in recs {
             out.extend(p.push(r).unwrap());
         }
-        out.extend(p.flush());
+        while let Some(m) = p.flush() {
+            out.push(m);
+        }
         out
     }
 
@@ -307,6 +360,7 @@ mod tests {
         assert_eq!(closed.record_count, 1);
         let big = p.flush().unwrap();
         assert_eq!(big.record_count, 1);
+        assert!(p.flush().is_none());
         assert!(big.body.contains("\"big\""));
         let err = p.push(rec("huge", &"y".repeat(6000))).unwrap_err();
         assert!(matches!(err, MessageError::RecordTooLarge { ref id, .. } if id == "huge"));
@@ -325,6 +379,33 @@ mod tests {
         assert!(matches!(decode_message(empty), Err(MessageError::Malformed(_))));
         let bad_rec = r#"{"v":1,"content_id":"x","records":[{"id":"q","text":"hi"}]}"#;
         assert!(matches!(decode_message(bad_rec), Err(MessageError::Record { index: 0, .. })));
+    }
+
+    fn rec_on(id: &str, day: u32) -> SourceRecord {
+        let t = Utc.with_ymd_and_hms(2024, 5, day, 12, 0, 0).unwrap();
+        SourceRecord { created_at: t, updated_at: t, ..rec(id, "text") }
+    }
+
+    #[test]
+    fn messages_hold_one_partition_each_and_open_buckets_are_bounded() {
+        let recs: Vec<_> = (0..300).map(|i| rec_on(&format!("r{i}"), 1 + (i % 10) as u32)).collect();
+        let mut p = Packer::new(2048, None).with_max_open(4);
+        let mut out = Vec::new();
+        for r in recs {
+            out.extend(p.push(r).unwrap());
+            assert!(p.buckets.len() <= 4);
+        }
+        while let Some(m) = p.flush() {
+            out.push(m);
+        }
+        let mut total = 0;
+        for m in &out {
+            let d = decode_message(&m.body).unwrap();
+            let days: std::collections::BTreeSet<_> = d.records.iter().map(|r| r.created_at.date_naive()).collect();
+            assert_eq!(days.len(), 1, "one partition per message");
+            total += d.records.len();
+        }
+        assert_eq!(total, 300);
     }
 
     #[test]

@@ -55,6 +55,40 @@ impl Watermark {
     }
 }
 
+/// Decides which records a producer sends: those it has not sent before.
+pub trait ChangeFilter: Send {
+    /// Whether the record is new or changed since the last successful run
+    /// (or earlier in this run).
+    fn is_new(&self, r: &SourceRecord) -> bool;
+    /// Remember that the record was sent.
+    fn observe(&mut self, r: &SourceRecord);
+}
+
+/// A watermark-only filter: `since` decides, `next` accumulates the new mark.
+#[derive(Debug, Clone, Default)]
+pub struct WatermarkFilter {
+    /// The mark of the last successful run.
+    pub since: Watermark,
+    /// The mark this run reaches.
+    pub next: Watermark,
+}
+
+impl WatermarkFilter {
+    /// Start from the last successful run's mark.
+    pub fn new(since: Watermark) -> Self {
+        Self { next: since.clone(), since }
+    }
+}
+
+impl ChangeFilter for WatermarkFilter {
+    fn is_new(&self, r: &SourceRecord) -> bool {
+        self.since.is_new(r)
+    }
+    fn observe(&mut self, r: &SourceRecord) {
+        self.next.observe(r);
+    }
+}
+
 /// Counts from a produce run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProduceStats {
@@ -82,10 +116,23 @@ pub async fn produce(
     packer: &mut Packer,
     since: &Watermark,
     send_batch: usize,
-    mut on_reject: impl FnMut(&Rejection) + Send,
+    on_reject: impl FnMut(&Rejection) + Send,
 ) -> Result<(ProduceStats, Watermark), ProduceError> {
+    let mut filter = WatermarkFilter::new(since.clone());
+    let stats = produce_with(source, queue, packer, &mut filter, send_batch, on_reject).await?;
+    Ok((stats, filter.next))
+}
+
+/// [`produce`] with any [`ChangeFilter`] deciding what is new.
+pub async fn produce_with(
+    source: &mut dyn RecordSource,
+    queue: &dyn WorkQueue,
+    packer: &mut Packer,
+    filter: &mut dyn ChangeFilter,
+    send_batch: usize,
+    mut on_reject: impl FnMut(&Rejection) + Send,
+) -> Result<ProduceStats, ProduceError> {
     let mut stats = ProduceStats::default();
-    let mut next = since.clone();
     let mut outbox: Vec<OutgoingMessage> = Vec::with_capacity(send_batch);
     while let Some(chunk) = source.next_chunk().await.map_err(ProduceError::Source)? {
         for item in chunk {
@@ -95,17 +142,15 @@ pub async fn produce(
                     stats.rejected += 1;
                     on_reject(&rej);
                 }
-                SourceItem::Record(r) if !since.is_new(&r) => stats.unchanged += 1,
+                SourceItem::Record(r) if !filter.is_new(&r) => stats.unchanged += 1,
                 SourceItem::Record(r) => {
+                    // Observed before packing: a record too large to send is
+                    // rejected (and reported) once, not on every run.
+                    filter.observe(&r);
                     let id = r.id.clone();
-                    let snapshot = r.clone();
                     match packer.push(r) {
-                        Ok(closed) => {
-                            next.observe(&snapshot);
-                            if let Some(m) = closed {
-                                outbox.push(m);
-                            }
-                        }
+                        Ok(Some(m)) => outbox.push(m),
+                        Ok(None) => {}
                         Err(e) => {
                             stats.rejected += 1;
                             on_reject(&Rejection {
@@ -123,11 +168,14 @@ pub async fn produce(
             }
         }
     }
-    if let Some(m) = packer.flush() {
+    while let Some(m) = packer.flush() {
         outbox.push(m);
+        if outbox.len() >= send_batch {
+            flush(queue, &mut outbox, &mut stats).await?;
+        }
     }
     flush(queue, &mut outbox, &mut stats).await?;
-    Ok((stats, next))
+    Ok(stats)
 }
 
 async fn flush(

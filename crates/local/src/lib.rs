@@ -13,6 +13,7 @@ pub mod queue;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod state;
 
 pub use catalog::LocalCatalog;
 pub use query::DataFusionQuery;

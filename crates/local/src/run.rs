@@ -4,7 +4,7 @@
 //! packer into the in-process queue; `workers` consumer tasks receive batches
 //! and run the core consume step, acknowledging each message on its own or
 //! releasing it for redelivery (dead-lettered after `max_receive_count`).
-//! The watermark advances only when the run completes, so an interrupted run
+//! The lake's state (watermark and sent fingerprints) advances only when the run completes, so an interrupted run
 //! is simply run again: it re-sends the same messages, whose content ids map
 //! to the same files, which are overwritten rather than duplicated.
 
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use etl_core::message::DEFAULT_MESSAGE_BUDGET;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
-    produce, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer, ProduceStats, Rejection,
-    SentimentAnalyzer, VaderAnalyzer, Watermark, WorkQueue,
+    produce_with, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer, ProduceStats, Rejection,
+    SentimentAnalyzer, VaderAnalyzer, WorkQueue,
 };
 use futures::FutureExt as _;
 use serde::Serialize;
@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 use crate::catalog::LocalCatalog;
 use crate::queue::{InProcessQueue, QueueConfig};
-use crate::sink::{write_atomic, FsSink};
+use crate::sink::FsSink;
+use crate::state::LakeState;
 use crate::source::{FileSource, InputFormat};
 
 /// Settings of a local run.
@@ -159,10 +160,6 @@ pub enum RunError {
 pub struct LakePaths;
 
 impl LakePaths {
-    /// The watermark of incremental runs.
-    pub fn watermark(lake: &Path) -> PathBuf {
-        lake.join("_state").join("watermark.json")
-    }
     /// Rejected input lines (JSON lines, appended per run).
     pub fn rejects(lake: &Path) -> PathBuf {
         lake.join("_rejects").join("rejects.jsonl")
@@ -171,22 +168,6 @@ impl LakePaths {
     pub fn dead_letters(lake: &Path) -> PathBuf {
         lake.join("_dead_letter").join("messages.jsonl")
     }
-}
-
-/// Read the lake's watermark (default when none).
-pub fn load_watermark(lake: &Path) -> Result<Watermark, etl_core::BackendError> {
-    let p = LakePaths::watermark(lake);
-    match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| etl_core::BackendError::permanent("parse", p.display().to_string(), e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Watermark::default()),
-        Err(e) => Err(etl_core::BackendError::permanent("read", p.display().to_string(), e)),
-    }
-}
-
-fn save_watermark(lake: &Path, w: &Watermark) -> Result<(), etl_core::BackendError> {
-    let p = LakePaths::watermark(lake);
-    let json = serde_json::to_vec_pretty(w).map_err(|e| etl_core::BackendError::permanent("encode", p.display().to_string(), e))?;
-    write_atomic(&p, &json, 0).map_err(|e| etl_core::BackendError::permanent("write", p.display().to_string(), e))
 }
 
 /// Appends rejections to the rejects file and reports each one.
@@ -265,7 +246,10 @@ pub async fn run(
 
     let catalog = Arc::new(LocalCatalog::new(&lake, cfg.include_text));
     catalog.ensure_table().await.map_err(lake_err)?;
-    let since = if cfg.full { Watermark::default() } else { load_watermark(&lake).map_err(lake_err)? };
+    let mut state = LakeState::load(&lake).map_err(lake_err)?;
+    if cfg.full {
+        state.reset();
+    }
 
     let queue = Arc::new(InProcessQueue::new(QueueConfig {
         max_receive_count: cfg.max_receive_count.max(1),
@@ -348,7 +332,7 @@ pub async fn run(
         on_reject,
     };
     let mut packer = Packer::new(cfg.message_budget, None);
-    let produced = produce(&mut source, queue.as_ref(), &mut packer, &since, 10, |r| rejects.record(r)).await;
+    let produced = produce_with(&mut source, queue.as_ref(), &mut packer, &mut state, 10, |r| rejects.record(r)).await;
     queue.close().await;
     // Let consumers finish what was sent even when the producer failed.
     let mut messages_ok = 0;
@@ -363,12 +347,12 @@ pub async fn run(
     if let Some(e) = consumer_error {
         return Err(RunError::Consumer(e));
     }
-    let (stats, watermark) = produced?;
+    let stats = produced?;
     rejects.finish().map_err(|e| {
         lake_err(etl_core::BackendError::permanent("write", rejects.path.display().to_string(), e))
     })?;
     let (dl_msgs, dl_records) = queue.dead_letter_counts().await;
-    save_watermark(&lake, &watermark).map_err(lake_err)?;
+    state.save(&lake).map_err(lake_err)?;
 
     let summary = RunSummary {
         scored: counters.scored.load(Ordering::Relaxed),
