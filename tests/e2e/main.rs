@@ -1,1 +1,7 @@
+//! Workspace end-to-end tests: one test binary, shared helpers in modules.
 
+mod aws;
+mod dead_letters;
+mod lake;
+mod local;
+mod support;

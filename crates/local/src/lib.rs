@@ -18,6 +18,6 @@ pub mod state;
 pub use catalog::LocalCatalog;
 pub use query::DataFusionQuery;
 pub use queue::{DeadLetter, InProcessQueue, QueueConfig};
-pub use run::{run, RunConfig, RunCounters, RunError, RunSummary};
+pub use run::{run, run_with, RunConfig, RunCounters, RunError, RunSummary};
 pub use sink::FsSink;
 pub use source::{FileSource, InputFormat};

@@ -224,9 +224,19 @@ impl RejectLog {
     }
 }
 
-/// Run the pipeline. `on_reject` is called for every rejected input item.
+/// Run the pipeline with VADER. `on_reject` is called for every rejected input item.
 pub async fn run(
     cfg: RunConfig,
+    counters: Arc<RunCounters>,
+    on_reject: Box<dyn FnMut(&Rejection) + Send>,
+) -> Result<RunSummary, RunError> {
+    run_with(cfg, Arc::new(VaderAnalyzer::new()), counters, on_reject).await
+}
+
+/// Run the pipeline with any analyzer (tests inject failing ones).
+pub async fn run_with(
+    cfg: RunConfig,
+    analyzer: Arc<dyn SentimentAnalyzer>,
     counters: Arc<RunCounters>,
     on_reject: Box<dyn FnMut(&Rejection) + Send>,
 ) -> Result<RunSummary, RunError> {
@@ -257,7 +267,6 @@ pub async fn run(
         dead_letter_path: LakePaths::dead_letters(&lake),
     }));
     let sink = Arc::new(FsSink::new(&lake));
-    let analyzer: Arc<dyn SentimentAnalyzer> = Arc::new(VaderAnalyzer::new());
     let options = ConsumeOptions {
         codec: cfg.codec,
         include_text: cfg.include_text,

@@ -1,0 +1,78 @@
+# Sentiment ETL — entry points for a fresh machine.
+#
+#   make run     build the release CLI, generate sample data if missing, run the
+#                whole pipeline locally (VADER, Parquet lake, DataFusion) and show
+#                the daily_sentiment table
+#   make test    every test: Rust unit/integration/end-to-end (AWS side against a
+#                local moto server) and the template checks (cfn-lint, sam validate,
+#                checkov, IAM least privilege)
+#   make lint    rustfmt check and clippy with -D warnings
+#
+# Tools that are not Rust come from PyPI into virtualenvs ($(VENV), $(VENV_IAC)).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3
+VENV     ?= .venv
+VENV_IAC ?= .venv-iac
+CARGO    ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+SAMPLE   ?= data/sample.jsonl
+SAMPLE_COUNT ?= 100000
+LAKE     ?= lake
+WORKERS  ?= $(shell nproc 2>/dev/null || echo 2)
+ETL      := $(CARGO_TARGET_DIR)/cli/etl
+
+# Tests find the emulator through this variable.
+export MOTO_SERVER ?= $(abspath $(VENV))/bin/moto_server
+
+.PHONY: help run etl sample test test-rust lint fmt venv clean-lake
+
+help:
+	@echo "make run | test | lint | bench | build | validate | deploy | local-invoke-producer | local-invoke-consumer"
+
+## --- Python tool environment -------------------------------------------------
+
+$(VENV)/.stamp: tools/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+## --- Local pipeline ------------------------------------------------------------
+
+etl:
+	$(CARGO) build --profile cli -p etl-cli
+
+$(SAMPLE): | etl
+	@mkdir -p $(dir $(SAMPLE))
+	$(ETL) gen --count $(SAMPLE_COUNT) --days 30 --seed 42 --output $(SAMPLE)
+
+sample: $(SAMPLE)
+
+run: etl $(SAMPLE)
+	$(ETL) run --input $(SAMPLE) --lake $(LAKE) --workers $(WORKERS)
+
+clean-lake:
+	rm -rf $(LAKE)
+
+## --- Tests and lint --------------------------------------------------------------
+
+test: venv test-rust
+	@if grep -q '^test-iac:' make/sam.mk 2>/dev/null; then $(MAKE) --no-print-directory test-iac; fi
+
+test-rust: venv
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+-include make/*.mk

@@ -1,0 +1,96 @@
+//! Poison records: a message that keeps failing is redelivered up to the
+//! maximum receive count, then dead-lettered with its reason and record ids;
+//! the rest of the run is unaffected, and every record is accounted for.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etl_core::{AnalyzeError, Document, Engine, SentimentAnalyzer, SentimentScore, VaderAnalyzer};
+use etl_local::{run_with, DeadLetter, RunConfig, RunCounters};
+use serde_json::json;
+
+/// VADER, except that "POISON" fails permanently and "PANIC" panics.
+struct Poisoned {
+    vader: VaderAnalyzer,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl SentimentAnalyzer for Poisoned {
+    fn engine(&self) -> Engine {
+        Engine::Vader
+    }
+    async fn analyze(&self, docs: &[Document<'_>]) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if docs.iter().any(|d| d.text.contains("PANIC")) {
+            panic!("analyzer bug triggered");
+        }
+        Ok(docs
+            .iter()
+            .map(|d| {
+                if d.text.contains("POISON") {
+                    Err(AnalyzeError::permanent("InvalidRequest", format!("cannot score {}", d.id)))
+                } else {
+                    Ok(self.vader.score(d.text))
+                }
+            })
+            .collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let mut lines = String::new();
+    let n = 400;
+    for i in 0..n {
+        // Two days; the poison and the panic land on different days, so in different messages.
+        let (text, day) = match i {
+            13 => ("this one is POISON", 1),
+            250 => ("this one will PANIC", 2),
+            _ => ("a perfectly nice sentence", 1 + i % 2),
+        };
+        lines.push_str(&json!({"id": format!("r{i}"), "text": text, "created_at": format!("2024-01-0{day}T12:00:00Z")}).to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&input, lines).unwrap();
+    let lake = dir.path().join("lake");
+    let mut cfg = RunConfig::new(&input, &lake);
+    cfg.workers = 2;
+    cfg.message_budget = 4 * 1024;
+    cfg.max_receive_count = 3;
+    let analyzer = Arc::new(Poisoned { vader: VaderAnalyzer::new(), calls: AtomicUsize::new(0) });
+    let summary = run_with(cfg, analyzer.clone(), Arc::new(RunCounters::default()), Box::new(|_| {}))
+        .await
+        .unwrap();
+
+    assert_eq!(summary.dead_lettered_messages, 2);
+    let dls: Vec<DeadLetter> = std::fs::read_to_string(lake.join("_dead_letter/messages.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dls.len(), 2);
+    for dl in &dls {
+        assert_eq!(dl.receive_count, 3, "dead-lettered after exactly max receives");
+        assert_eq!(dl.reasons.len(), 3);
+    }
+    let poison = dls.iter().find(|d| d.record_ids.contains(&"r13".to_string())).unwrap();
+    assert!(poison.reason.contains("record r13") && poison.reason.contains("InvalidRequest"), "{}", poison.reason);
+    let panicked = dls.iter().find(|d| d.record_ids.contains(&"r250".to_string())).unwrap();
+    assert!(panicked.reason.contains("panicked"), "{}", panicked.reason);
+
+    // Exact accounting: every source record is in the lake once or in a dead letter.
+    let rows = crate::lake::read_lake(&lake);
+    let in_lake: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
+    let lake_set: HashSet<_> = in_lake.iter().cloned().collect();
+    assert_eq!(lake_set.len(), in_lake.len(), "no duplicates");
+    let dead: HashSet<String> = dls.iter().flat_map(|d| d.record_ids.iter().cloned()).collect();
+    assert!(lake_set.is_disjoint(&dead));
+    assert_eq!(lake_set.len() + dead.len(), n);
+    assert_eq!(summary.scored as usize, lake_set.len());
+    assert_eq!(summary.dead_lettered_records as usize, dead.len());
+}

@@ -1,0 +1,92 @@
+//! Reading a lake back the way a user's tools would: every Parquet file under
+//! `sentiment/`, with `dt` from the Hive path.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// One row of the output table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: String,
+    pub text: Option<String>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub language: String,
+    pub sentiment: String,
+    pub pos: f64,
+    pub neg: f64,
+    pub neu: f64,
+    pub mixed: f64,
+    pub compound: Option<f64>,
+    pub engine: String,
+    pub dt: String,
+    pub file: PathBuf,
+}
+
+pub fn parquet_files(lake: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let root = lake.join("sentiment");
+    let Ok(dirs) = std::fs::read_dir(&root) else { return out };
+    for d in dirs {
+        let d = d.unwrap().path();
+        for f in std::fs::read_dir(&d).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "parquet") {
+                out.push(f);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn read_batches(file: &Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(file).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+pub fn read_lake(lake: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for file in parquet_files(lake) {
+        let dir = file.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let dt = dir.strip_prefix("dt=").expect("hive partition dir").to_owned();
+        for b in read_batches(&file) {
+            let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
+            let t = |n: &str| b.column_by_name(n).unwrap().as_primitive::<TimestampMicrosecondType>().clone();
+            let (id, lang, sent, eng) = (s("id"), s("language"), s("sentiment"), s("engine"));
+            let text = b.column_by_name("text").map(|c| c.as_string::<i32>().clone());
+            let (pos, neg, neu, mixed, comp) =
+                (f("score_positive"), f("score_negative"), f("score_neutral"), f("score_mixed"), f("score_compound"));
+            let (c, u) = (t("created_at"), t("updated_at"));
+            for i in 0..b.num_rows() {
+                rows.push(Row {
+                    id: id.value(i).to_owned(),
+                    text: text.as_ref().map(|x| x.value(i).to_owned()),
+                    created_at_us: c.value(i),
+                    updated_at_us: u.value(i),
+                    language: lang.value(i).to_owned(),
+                    sentiment: sent.value(i).to_owned(),
+                    pos: pos.value(i),
+                    neg: neg.value(i),
+                    neu: neu.value(i),
+                    mixed: mixed.value(i),
+                    compound: (!comp.is_null(i)).then(|| comp.value(i)),
+                    engine: eng.value(i).to_owned(),
+                    dt: dt.clone(),
+                    file: file.clone(),
+                });
+            }
+        }
+    }
+    rows
+}
