@@ -17,7 +17,10 @@ struct Row {
 }
 
 fn golden() -> Vec<Row> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vader_golden.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/vader_golden.jsonl"
+    );
     let raw = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     raw.lines()
         .enumerate()
@@ -69,14 +72,19 @@ fn golden_corpus_is_complete() {
 #[test]
 fn scores_equal_python_vader_exactly() {
     let rows = golden();
-    assert!(rows.len() >= MIN_ROWS, "golden corpus truncated: {} rows", rows.len());
+    assert!(
+        rows.len() >= MIN_ROWS,
+        "golden corpus truncated: {} rows",
+        rows.len()
+    );
     let vader = VaderAnalyzer::new();
     let mut diverged = Vec::new();
     for row in &rows {
         let got = vader.polarity(&row.text);
         let e = row.expected;
         // Exact equality, no tolerance (0.0 == -0.0, as in Python).
-        if !(got.neg == e.neg && got.neu == e.neu && got.pos == e.pos && got.compound == e.compound) {
+        if !(got.neg == e.neg && got.neu == e.neu && got.pos == e.pos && got.compound == e.compound)
+        {
             diverged.push((row, got));
         }
     }
@@ -123,7 +131,11 @@ fn contract_label(p: &Polarity) -> Label {
 #[test]
 fn labels_follow_the_contract_on_every_golden_row() {
     let rows = golden();
-    assert!(rows.len() >= MIN_ROWS, "golden corpus truncated: {} rows", rows.len());
+    assert!(
+        rows.len() >= MIN_ROWS,
+        "golden corpus truncated: {} rows",
+        rows.len()
+    );
     let vader = VaderAnalyzer::new();
     let mut seen = std::collections::HashMap::new();
     let mut wrong = Vec::new();
@@ -145,10 +157,23 @@ fn labels_follow_the_contract_on_every_golden_row() {
         "{} label mismatches; first {}:\n{}",
         wrong.len(),
         wrong.len().min(SHOW),
-        wrong.iter().take(SHOW).cloned().collect::<Vec<_>>().join("\n")
+        wrong
+            .iter()
+            .take(SHOW)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The corpus exercises every label.
-    for l in [Label::Positive, Label::Negative, Label::Neutral, Label::Mixed] {
-        assert!(seen.contains_key(&format!("{l:?}")), "no golden row labelled {l:?}");
+    for l in [
+        Label::Positive,
+        Label::Negative,
+        Label::Neutral,
+        Label::Mixed,
+    ] {
+        assert!(
+            seen.contains_key(&format!("{l:?}")),
+            "no golden row labelled {l:?}"
+        );
     }
 }

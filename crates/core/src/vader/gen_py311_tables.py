@@ -75,6 +75,7 @@ w("// final-sigma context rule only chooses between two non-ASCII letters that")
 w("// occur in no VADER key, so it cannot change a score.")
 w("")
 w("/// CPython 3.11 version and Unicode version these tables were recorded from.")
+w("#[allow(dead_code)] // read by the unit tests")
 w('pub(super) const RECORDED_FROM: (&str, &str) = ("%s", "%s");'
   % (sys.version.split()[0], unicodedata.unidata_version))
 w("")

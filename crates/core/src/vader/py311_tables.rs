@@ -6,6 +6,7 @@
 // occur in no VADER key, so it cannot change a score.
 
 /// CPython 3.11 version and Unicode version these tables were recorded from.
+#[allow(dead_code)] // read by the unit tests
 pub(super) const RECORDED_FROM: (&str, &str) = ("3.11.7", "14.0.0");
 
 /// `str.isspace()` (and so `str.split()` / `str.strip()`) code points.

@@ -87,12 +87,16 @@ mod tests {
     #[test]
     fn tables_come_from_cpython_3_11() {
         assert_eq!(super::super::py311_tables::RECORDED_FROM.1, "14.0.0");
-        assert!(super::super::py311_tables::RECORDED_FROM.0.starts_with("3.11."));
+        assert!(super::super::py311_tables::RECORDED_FROM
+            .0
+            .starts_with("3.11."));
     }
 
     #[test]
     fn space_set_matches_python() {
-        for c in ['\t', '\n', '\x0b', '\x0c', '\r', '\x1c', '\x1f', ' ', '\u{85}', '\u{a0}', '\u{3000}'] {
+        for c in [
+            '\t', '\n', '\x0b', '\x0c', '\r', '\x1c', '\x1f', ' ', '\u{85}', '\u{a0}', '\u{3000}',
+        ] {
             assert!(is_space(c), "{c:?}");
         }
         for c in ['\u{200b}', '\u{180e}', '\u{feff}', 'a', '\0', '\x1b'] {
