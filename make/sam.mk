@@ -51,7 +51,7 @@ test-iac: $(VENV_IAC_STAMP)
 	$(PYTEST_IAC) tests/iac -q
 
 check-lambda-toolchain:
-	@test -x $(VENV)/bin/cargo-lambda || { echo "cargo-lambda is missing from $(VENV): run 'make venv' first." >&2; exit 1; }
+	@test -x $(VENV)/bin/cargo-lambda || $(MAKE) --no-print-directory venv
 	@PATH="$(BUILD_PATH)" python3 -c 'import ziglang' 2>/dev/null || { echo "the python3 first on PATH has no ziglang: run 'make venv' first." >&2; exit 1; }
 	rustup target add $(LAMBDA_TARGET)
 
@@ -76,7 +76,7 @@ invoke-producer: check-docker $(VENV_IAC_STAMP)
 	$(SAM) local invoke ProducerFunction -e events/scheduled-event.json --beta-features
 
 invoke-consumer: check-docker $(VENV_IAC_STAMP)
-	$(SAM) local invoke ConsumerFunction -e events/sqs-event.json --beta-features
+	$(SAM) local invoke ConsumerFunction -e events/sqs-batch.json --beta-features
 
 # Runs the real binary under cargo lambda's local Lambda runtime API (the
 # Docker-free stand-in for sam local invoke): start `cargo lambda watch` in the
@@ -107,4 +107,4 @@ local-invoke-producer:
 	$(call cargo_lambda_invoke,producer,events/scheduled-event.json)
 
 local-invoke-consumer:
-	$(call cargo_lambda_invoke,consumer,events/sqs-event.json)
+	$(call cargo_lambda_invoke,consumer,events/sqs-batch.json)

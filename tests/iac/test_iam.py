@@ -105,7 +105,7 @@ ALLOWED_RESOURCES: dict[str, set[str]] = {
     "s3:GetBucketLocation": {"AthenaResultsBucket"},
     "s3:ListBucket": {"AthenaResultsBucket"},
     "s3:ListBucketMultipartUploads": {"AthenaResultsBucket"},
-    "glue:*": {"GlueDatabase"},
+    "glue:*": {"GlueDatabase", "SentimentTable"},
     "athena:*": {"AthenaWorkGroup"},
 }
 # Services whose operations cannot be scoped to a resource.
@@ -235,17 +235,20 @@ def test_sam_adds_no_permissions_to_the_function_roles(resources, transformed):
     for spec in SPECS:
         assert out[spec.role] == resources[spec.role]
     roles = {k for k, v in out.items() if v["Type"] == "AWS::IAM::Role"}
-    assert roles == {"ProducerRole", "ConsumerRole", "ProducerFunctionNightlyRole"}
+    schedule_roles = {"ProducerFunctionNightlyRole", "ProducerFunctionResumeRole"}
+    assert roles == {"ProducerRole", "ConsumerRole"} | schedule_roles
     assert not [k for k, v in out.items() if v["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")]
-    # The schedule's role may invoke the producer and dead-letter to its queue, no more.
-    statements = [
-        (st["Action"], refs(st["Resource"]))
-        for p in out["ProducerFunctionNightlyRole"]["Properties"]["Policies"]
-        for st in as_list(p["PolicyDocument"]["Statement"])
-    ]
-    assert sorted(statements, key=str) == sorted(
-        [("lambda:InvokeFunction", {"ProducerFunction"}), ("sqs:SendMessage", {"ProducerDeadLetterQueue"})], key=str
-    )
+    # A schedule's role may invoke the producer and dead-letter to its queue, no more.
+    for role in schedule_roles:
+        statements = [
+            (st["Action"], refs(st["Resource"]))
+            for p in out[role]["Properties"]["Policies"]
+            for st in as_list(p["PolicyDocument"]["Statement"])
+        ]
+        assert sorted(statements, key=str) == sorted(
+            [("lambda:InvokeFunction", {"ProducerFunction"}), ("sqs:SendMessage", {"ProducerDeadLetterQueue"})],
+            key=str,
+        )
 
 
 # ------------------------------------------------------- the extractor itself

@@ -3,6 +3,7 @@ behaviour depends on, and the contracts shared with the Rust code."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -20,9 +21,11 @@ def parse_columns(rust: str) -> list[tuple[str, str]]:
     return re.findall(r'\(\s*"([^"]+)"\s*,\s*"([^"]+)"\s*\)', m.group(1))
 
 
-def event(fn: dict, type_: str) -> dict:
-    events = [e for e in fn["Properties"].get("Events", {}).values() if e["Type"] == type_]
-    assert len(events) == 1, f"expected one {type_} event"
+def event(fn: dict, type_: str, name: str | None = None) -> dict:
+    events = [
+        e for n, e in fn["Properties"].get("Events", {}).items() if e["Type"] == type_ and name in (None, n)
+    ]
+    assert len(events) == 1, f"expected one {type_} event {name or ''}"
     return events[0]["Properties"]
 
 
@@ -58,7 +61,7 @@ def test_function_logs_json_to_its_own_log_group_with_retention(resources, name,
 
 def test_producer_runs_on_a_schedule_with_time_zone_retries_and_dead_letters(resources):
     fn = resources["ProducerFunction"]["Properties"]
-    schedule = event(resources["ProducerFunction"], "ScheduleV2")
+    schedule = event(resources["ProducerFunction"], "ScheduleV2", "Nightly")
     assert schedule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
     assert schedule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
@@ -66,6 +69,27 @@ def test_producer_runs_on_a_schedule_with_time_zone_retries_and_dead_letters(res
     # Failures after Lambda's own async retries land in the same queue.
     assert by_ref(resources, fn["DeadLetterQueue"]["TargetArn"]) == "ProducerDeadLetterQueue"
     assert fn["Timeout"] == 900
+
+
+def test_schedule_input_is_a_scheduled_event_like_the_fixture(resources):
+    schedule = event(resources["ProducerFunction"], "ScheduleV2", "Nightly")
+    text = schedule["Input"]["Fn::Sub"]
+    for pseudo, value in {"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1"}.items():
+        text = text.replace("${" + pseudo + "}", value)
+    assert "${" not in text
+    payload = json.loads(text)
+    assert payload["detail-type"] == "Scheduled Event"
+    fixture = ROOT / "events" / "scheduled-event.json"
+    if fixture.exists():
+        assert payload.keys() == json.loads(fixture.read_text()).keys()
+
+
+def test_optional_resume_schedule_sends_resume_and_is_off_by_default(template, resources):
+    resume = event(resources["ProducerFunction"], "ScheduleV2", "Resume")
+    assert json.loads(resume["Input"]) == {"mode": "resume"}
+    assert resume["State"] == {"Fn::If": ["HasResumeSchedule", "ENABLED", "DISABLED"]}
+    assert template["Parameters"]["ResumeScheduleExpression"]["Default"] == ""
+    assert by_ref(resources, resume["DeadLetterConfig"]["Arn"]) == "ProducerDeadLetterQueue"
 
 
 def test_consumer_polls_the_work_queue_with_partial_batch_failures(resources):
@@ -320,7 +344,9 @@ def test_samconfig_builds_with_cargo_lambda_and_deploys_without_prompts():
     conf = tomllib.loads((ROOT / "samconfig.toml").read_text())
     assert conf["version"] == 0.1
     build = conf["default"]["build"]["parameters"]
-    assert build["beta_features"] is True and build["cached"] is True and build["parallel"] is True
+    assert build["beta_features"] is True and build["parallel"] is True
+    # SAM's cache would hash the whole workspace (CodeUri ".") on every build and never hit.
+    assert build["cached"] is False
     deploy = conf["default"]["deploy"]["parameters"]
     assert deploy["capabilities"] in ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
     assert deploy["resolve_s3"] is True
@@ -343,3 +369,25 @@ def test_samconfig_parameter_overrides_are_valid_template_parameters(template):
             assert value in [str(v) for v in params[key]["AllowedValues"]], (key, value)
         if "AllowedPattern" in params[key]:
             assert re.fullmatch(params[key]["AllowedPattern"], value), (key, value)
+
+
+def env_vars_read(crate: str) -> tuple[set[str], set[str]]:
+    """(required, all) environment variables a binary's config code reads."""
+    required, every = set(), set()
+    for f in (ROOT / crate / "src").rglob("*.rs"):
+        text = f.read_text()
+        text = text.split("#[cfg(test)]")[0]  # the config tests set variables of their own
+        for kind, var in re.findall(r'\b(required|optional|parsed|list)\(\s*env\s*,\s*"([A-Z0-9_]+)"', text):
+            every.add(var)
+            if kind == "required":
+                required.add(var)
+    return required, every
+
+
+@pytest.mark.parametrize("name,crate", [("ProducerFunction", "crates/producer"), ("ConsumerFunction", "crates/consumer")])
+def test_environment_sets_every_required_variable_and_only_known_ones(resources, name, crate):
+    required, every = env_vars_read(crate)
+    assert required, f"no configuration variables found in {crate}: is env_vars_read still right?"
+    env = resources[name]["Properties"]["Environment"]["Variables"].keys()
+    assert required <= env, f"{name} lacks required variables {required - env}"
+    assert env <= every, f"{name} sets variables its code never reads: {env - every}"

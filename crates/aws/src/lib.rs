@@ -15,6 +15,7 @@ pub mod dynamodb;
 pub mod emf;
 mod error;
 pub mod glue;
+pub mod lambda;
 pub mod s3;
 pub mod sqs;
 pub mod state;

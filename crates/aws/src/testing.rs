@@ -88,6 +88,8 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        drop(stdin); // the watchdog kills moto
+        let _ = child.wait();
         let tail = std::fs::read_to_string(&log).unwrap_or_default();
         panic!("moto_server did not listen on 127.0.0.1:{port} within 30 s; log {}:\n{tail}", log.display());
     }
