@@ -75,4 +75,5 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
--include make/*.mk
+-include make/sam.mk
+-include make/bench.mk

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use async_trait::async_trait;
-use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration, StatementType};
+use aws_sdk_athena::types::{
+    QueryExecutionContext, QueryExecutionState, ResultConfiguration, StatementType,
+};
 use aws_sdk_athena::Client;
 use etl_core::backend::backoff;
 use etl_core::output::{COLUMNS, PARTITION_COLUMN};
@@ -90,16 +92,23 @@ impl AthenaQuery {
             .start_query_execution()
             .query_string(sql)
             .work_group(&self.workgroup)
-            .query_execution_context(QueryExecutionContext::builder().database(&self.database).build());
+            .query_execution_context(
+                QueryExecutionContext::builder()
+                    .database(&self.database)
+                    .build(),
+            );
         if let Some(loc) = &self.output_location {
-            start = start.result_configuration(ResultConfiguration::builder().output_location(loc).build());
+            start = start
+                .result_configuration(ResultConfiguration::builder().output_location(loc).build());
         }
         let id = start
             .send()
             .await
             .map_err(|e| backend_error("StartQueryExecution", self.target(None), &e))?
             .query_execution_id
-            .ok_or_else(|| BackendError::permanent("StartQueryExecution", self.target(None), "no execution id"))?;
+            .ok_or_else(|| {
+                BackendError::permanent("StartQueryExecution", self.target(None), "no execution id")
+            })?;
         let began = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -111,7 +120,13 @@ impl AthenaQuery {
                 .await
                 .map_err(|e| backend_error("GetQueryExecution", self.target(Some(&id)), &e))?
                 .query_execution
-                .ok_or_else(|| BackendError::permanent("GetQueryExecution", self.target(Some(&id)), "no execution in response"))?;
+                .ok_or_else(|| {
+                    BackendError::permanent(
+                        "GetQueryExecution",
+                        self.target(Some(&id)),
+                        "no execution in response",
+                    )
+                })?;
             let status = exec.status.clone();
             let state = status.as_ref().and_then(|s| s.state.clone());
             match state {
@@ -120,10 +135,15 @@ impl AthenaQuery {
                     return Ok((id, dml));
                 }
                 Some(QueryExecutionState::Failed) | Some(QueryExecutionState::Cancelled) => {
-                    let status = status.unwrap_or_else(|| aws_sdk_athena::types::QueryExecutionStatus::builder().build());
+                    let status = status.unwrap_or_else(|| {
+                        aws_sdk_athena::types::QueryExecutionStatus::builder().build()
+                    });
                     let reason = status.state_change_reason.unwrap_or_default();
                     let retryable = status.athena_error.is_some_and(|e| e.retryable);
-                    let msg = format!("query {}: {reason}", state.map(|s| s.as_str().to_owned()).unwrap_or_default());
+                    let msg = format!(
+                        "query {}: {reason}",
+                        state.map(|s| s.as_str().to_owned()).unwrap_or_default()
+                    );
                     return Err(if retryable {
                         BackendError::retryable("GetQueryExecution", self.target(Some(&id)), msg)
                     } else {
@@ -133,7 +153,13 @@ impl AthenaQuery {
                 _ => {}
             }
             if began.elapsed() >= self.timeout {
-                if let Err(e) = self.client.stop_query_execution().query_execution_id(&id).send().await {
+                if let Err(e) = self
+                    .client
+                    .stop_query_execution()
+                    .query_execution_id(&id)
+                    .send()
+                    .await
+                {
                     warn!(message = "Could not cancel timed-out query.", query_execution_id = %id, error = %aws_smithy_types::error::display::DisplayErrorContext(&e));
                 }
                 return Err(BackendError::retryable(
@@ -143,7 +169,10 @@ impl AthenaQuery {
                 ));
             }
             let remaining = self.timeout.saturating_sub(began.elapsed());
-            tokio::time::sleep(backoff(attempt, self.poll_base, self.poll_cap, attempt as u64).min(remaining)).await;
+            tokio::time::sleep(
+                backoff(attempt, self.poll_base, self.poll_cap, attempt as u64).min(remaining),
+            )
+            .await;
             attempt = attempt.saturating_add(1);
         }
     }
@@ -162,7 +191,10 @@ impl AthenaQuery {
                 .send()
                 .await
                 .map_err(|e| backend_error("GetQueryResults", self.target(Some(id)), &e))?;
-            let (rows, metadata) = out.result_set.map(|s| (s.rows, s.result_set_metadata)).unwrap_or_default();
+            let (rows, metadata) = out
+                .result_set
+                .map(|s| (s.rows, s.result_set_metadata))
+                .unwrap_or_default();
             if names.is_none() {
                 let cols: Vec<String> = metadata
                     .and_then(|m| m.column_info)
@@ -185,11 +217,18 @@ impl AthenaQuery {
             if token.is_none() {
                 let names = names.unwrap_or_default();
                 let schema = Arc::new(Schema::new(
-                    names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>(),
+                    names
+                        .iter()
+                        .map(|n| Field::new(n, DataType::Utf8, true))
+                        .collect::<Vec<_>>(),
                 ));
-                let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
-                return RecordBatch::try_new(schema, arrays)
-                    .map_err(|e| BackendError::permanent("GetQueryResults", self.target(Some(id)), e));
+                let arrays: Vec<ArrayRef> = columns
+                    .into_iter()
+                    .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+                    .collect();
+                return RecordBatch::try_new(schema, arrays).map_err(|e| {
+                    BackendError::permanent("GetQueryResults", self.target(Some(id)), e)
+                });
             }
         }
         Err(BackendError::permanent(
@@ -220,7 +259,11 @@ impl AthenaQuery {
 /// `updated_at` (then `processed_at`, so a re-scored record wins ties).
 pub fn view_statements(database: &str, table: &str) -> [String; 2] {
     let source = format!("\"{database}\".\"{table}\"");
-    let cols: Vec<&str> = COLUMNS.iter().map(|c| c.0).chain([PARTITION_COLUMN]).collect();
+    let cols: Vec<&str> = COLUMNS
+        .iter()
+        .map(|c| c.0)
+        .chain([PARTITION_COLUMN])
+        .collect();
     let daily = format!(
         "CREATE OR REPLACE VIEW {DAILY_VIEW} AS\n\
          SELECT dt, sentiment, count(*) AS records, avg(score_compound) AS avg_compound\n\

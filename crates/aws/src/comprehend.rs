@@ -36,7 +36,9 @@ pub const MAX_BATCH_DOCS: usize = 25;
 pub const MAX_DOC_BYTES: usize = 5_000;
 
 /// Languages BatchDetectSentiment accepts.
-pub const SUPPORTED_LANGUAGES: &[&str] = &["ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "pt", "zh", "zh-TW"];
+pub const SUPPORTED_LANGUAGES: &[&str] = &[
+    "ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "pt", "zh", "zh-TW",
+];
 
 /// How documents get their language.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +61,10 @@ impl std::str::FromStr for LanguageMode {
             .find(|l| l.eq_ignore_ascii_case(t))
             .map(|l| LanguageMode::Fixed((*l).to_owned()))
             .ok_or_else(|| {
-                format!("unsupported language {t:?}: expected \"auto\" or one of {}", SUPPORTED_LANGUAGES.join(", "))
+                format!(
+                    "unsupported language {t:?}: expected \"auto\" or one of {}",
+                    SUPPORTED_LANGUAGES.join(", ")
+                )
             })
     }
 }
@@ -112,7 +117,12 @@ impl ComprehendAnalyzer {
     }
 
     /// Change the retry policy (attempts per call, backoff base and cap).
-    pub fn with_retry(mut self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
+    pub fn with_retry(
+        mut self,
+        max_attempts: u32,
+        base_delay: Duration,
+        max_delay: Duration,
+    ) -> Self {
         self.max_attempts = max_attempts.max(1);
         self.base_delay = base_delay;
         self.max_delay = max_delay;
@@ -144,7 +154,8 @@ impl ComprehendAnalyzer {
                 Ok(a) => a,
                 Err(e) if e.retry == Retry::Retryable && !last => {
                     warn!(message = "Comprehend call failed, retrying.", code = %e.code, attempt, documents = pending.len());
-                    tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, seed())).await;
+                    tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, seed()))
+                        .await;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -158,7 +169,9 @@ impl ComprehendAnalyzer {
                 }
             }
             for (pos, code, message) in answer.errors {
-                let Some(seen) = answered.get_mut(pos).filter(|s| !**s) else { continue };
+                let Some(seen) = answered.get_mut(pos).filter(|s| !**s) else {
+                    continue;
+                };
                 *seen = true;
                 if item_retryable(&code) && !last {
                     retry.push(pending[pos]);
@@ -172,14 +185,21 @@ impl ComprehendAnalyzer {
                 if !seen {
                     done.push((
                         pending[pos],
-                        Err(AnalyzeError::permanent("MissingResult", "Comprehend returned neither a result nor an error")),
+                        Err(AnalyzeError::permanent(
+                            "MissingResult",
+                            "Comprehend returned neither a result nor an error",
+                        )),
                     ));
                 }
             }
             if retry.is_empty() {
                 return Ok(done);
             }
-            warn!(message = "Comprehend documents failed transiently, retrying them.", documents = retry.len(), attempt);
+            warn!(
+                message = "Comprehend documents failed transiently, retrying them.",
+                documents = retry.len(),
+                attempt
+            );
             pending = retry;
             tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, seed())).await;
         }
@@ -187,7 +207,10 @@ impl ComprehendAnalyzer {
     }
 
     /// Dominant language per document (or a per-document error).
-    async fn detect_languages(&self, texts: &[&str]) -> Result<Vec<Result<String, AnalyzeError>>, AnalyzeError> {
+    async fn detect_languages(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<Result<String, AnalyzeError>>, AnalyzeError> {
         let mut langs: Vec<Option<Result<String, AnalyzeError>>> = vec![None; texts.len()];
         let all: Vec<usize> = (0..texts.len()).collect();
         for chunk in all.chunks(MAX_BATCH_DOCS) {
@@ -209,11 +232,13 @@ impl ComprehendAnalyzer {
                                 .result_list
                                 .iter()
                                 .filter_map(|r| {
-                                    let top = r
-                                        .languages()
-                                        .iter()
-                                        .max_by(|a, b| a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0)))?;
-                                    Some((usize::try_from(r.index?).ok()?, top.language_code()?.to_owned()))
+                                    let top = r.languages().iter().max_by(|a, b| {
+                                        a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0))
+                                    })?;
+                                    Some((
+                                        usize::try_from(r.index?).ok()?,
+                                        top.language_code()?.to_owned(),
+                                    ))
                                 })
                                 .collect(),
                             errors: item_errors(&out.error_list),
@@ -227,7 +252,14 @@ impl ComprehendAnalyzer {
         }
         Ok(langs
             .into_iter()
-            .map(|l| l.unwrap_or_else(|| Err(AnalyzeError::permanent("MissingResult", "no language detected"))))
+            .map(|l| {
+                l.unwrap_or_else(|| {
+                    Err(AnalyzeError::permanent(
+                        "MissingResult",
+                        "no language detected",
+                    ))
+                })
+            })
             .collect())
     }
 
@@ -254,10 +286,16 @@ impl ComprehendAnalyzer {
                 let mut ok = Vec::new();
                 let mut errors = item_errors(&out.error_list);
                 for r in &out.result_list {
-                    let Some(pos) = r.index.and_then(|i| usize::try_from(i).ok()) else { continue };
+                    let Some(pos) = r.index.and_then(|i| usize::try_from(i).ok()) else {
+                        continue;
+                    };
                     match score(r, lang) {
                         Some(s) => ok.push((pos, s)),
-                        None => errors.push((pos, "InvalidResponse".into(), "result without sentiment or scores".into())),
+                        None => errors.push((
+                            pos,
+                            "InvalidResponse".into(),
+                            "result without sentiment or scores".into(),
+                        )),
                     }
                 }
                 Ok(BatchAnswer { ok, errors })
@@ -277,7 +315,10 @@ fn seed() -> u64 {
 /// and anything throttling-like.
 fn item_retryable(code: &str) -> bool {
     let up = code.to_ascii_uppercase();
-    is_retryable_code(code) || up.contains("THROTTL") || up.contains("TOO_MANY") || up.contains("INTERNAL")
+    is_retryable_code(code)
+        || up.contains("THROTTL")
+        || up.contains("TOO_MANY")
+        || up.contains("INTERNAL")
 }
 
 fn item_errors(list: &[aws_sdk_comprehend::types::BatchItemError]) -> Vec<(usize, String, String)> {
@@ -298,7 +339,10 @@ fn widen(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
 }
 
-fn score(r: &aws_sdk_comprehend::types::BatchDetectSentimentItemResult, lang: &str) -> Option<SentimentScore> {
+fn score(
+    r: &aws_sdk_comprehend::types::BatchDetectSentimentItemResult,
+    lang: &str,
+) -> Option<SentimentScore> {
     let label = Label::parse(r.sentiment()?.as_str())?;
     let s = r.sentiment_score()?;
     Some(SentimentScore {
@@ -340,7 +384,10 @@ impl SentimentAnalyzer for ComprehendAnalyzer {
         &self,
         docs: &[Document<'_>],
     ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
-        let texts: Vec<&str> = docs.iter().map(|d| truncate_utf8(d.text, MAX_DOC_BYTES)).collect();
+        let texts: Vec<&str> = docs
+            .iter()
+            .map(|d| truncate_utf8(d.text, MAX_DOC_BYTES))
+            .collect();
         let langs = match &self.language {
             LanguageMode::Fixed(l) => vec![Ok(l.clone()); docs.len()],
             LanguageMode::Auto => self.detect_languages(&texts).await?,
@@ -368,7 +415,14 @@ impl SentimentAnalyzer for ComprehendAnalyzer {
         }
         Ok(out
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(AnalyzeError::permanent("MissingResult", "document was not scored"))))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(AnalyzeError::permanent(
+                        "MissingResult",
+                        "document was not scored",
+                    ))
+                })
+            })
             .collect())
     }
 }
@@ -399,8 +453,14 @@ mod tests {
     #[test]
     fn language_setting_is_validated() {
         assert_eq!("auto".parse::<LanguageMode>().unwrap(), LanguageMode::Auto);
-        assert_eq!("EN".parse::<LanguageMode>().unwrap(), LanguageMode::Fixed("en".into()));
-        assert_eq!("zh-tw".parse::<LanguageMode>().unwrap(), LanguageMode::Fixed("zh-TW".into()));
+        assert_eq!(
+            "EN".parse::<LanguageMode>().unwrap(),
+            LanguageMode::Fixed("en".into())
+        );
+        assert_eq!(
+            "zh-tw".parse::<LanguageMode>().unwrap(),
+            LanguageMode::Fixed("zh-TW".into())
+        );
         assert!("xx".parse::<LanguageMode>().unwrap_err().contains("xx"));
         assert_eq!(widen(0.9987_f32), 0.9987);
     }

@@ -245,9 +245,14 @@ impl RecordSource for DynamoSource {
 fn projection(fields: &FieldMap) -> (String, HashMap<String, String>) {
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
     let mut ordered = Vec::new();
-    for name in [&fields.id, &fields.text, &fields.created_at, &fields.updated_at]
-        .into_iter()
-        .chain(fields.passthrough.iter())
+    for name in [
+        &fields.id,
+        &fields.text,
+        &fields.created_at,
+        &fields.updated_at,
+    ]
+    .into_iter()
+    .chain(fields.passthrough.iter())
     {
         if wanted.insert(name.as_str()) {
             ordered.push(name.clone());
@@ -258,7 +263,10 @@ fn projection(fields: &FieldMap) -> (String, HashMap<String, String>) {
         .enumerate()
         .map(|(i, n)| (format!("#p{i}"), n.clone()))
         .collect();
-    let expr = (0..ordered.len()).map(|i| format!("#p{i}")).collect::<Vec<_>>().join(", ");
+    let expr = (0..ordered.len())
+        .map(|i| format!("#p{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     (expr, names)
 }
 
@@ -280,7 +288,9 @@ async fn scan_segment(
             .set_exclusive_start_key(start.clone())
             .set_limit(req.limit);
         if req.total_segments > 1 {
-            scan = scan.segment(segment as i32).total_segments(req.total_segments);
+            scan = scan
+                .segment(segment as i32)
+                .total_segments(req.total_segments);
         }
         for (k, v) in &req.names {
             scan = scan.expression_attribute_names(k, v);
@@ -297,7 +307,13 @@ async fn scan_segment(
         let out = match scan.send().await {
             Ok(out) => out,
             Err(e) => {
-                let _ = tx.send(Err(backend_error("Scan", format!("{target} page {page}"), &e))).await;
+                let _ = tx
+                    .send(Err(backend_error(
+                        "Scan",
+                        format!("{target} page {page}"),
+                        &e,
+                    )))
+                    .await;
                 return;
             }
         };
@@ -388,7 +404,10 @@ mod tests {
         let item: HashMap<String, AttributeValue> = [
             ("id".to_string(), AttributeValue::S("x1".into())),
             ("text".to_string(), AttributeValue::N("5".into())),
-            ("created_at".to_string(), AttributeValue::N("1700000000".into())),
+            (
+                "created_at".to_string(),
+                AttributeValue::N("1700000000".into()),
+            ),
         ]
         .into();
         let SourceItem::Rejected(r) = convert(&FieldMap::default(), &item, 3, 2, 7) else {
@@ -396,7 +415,8 @@ mod tests {
         };
         assert_eq!(r.location, "item x1 in segment 2 page 7");
         assert_eq!(r.field.as_deref(), Some("text"));
-        let no_id: HashMap<String, AttributeValue> = [("text".to_string(), AttributeValue::S("t".into()))].into();
+        let no_id: HashMap<String, AttributeValue> =
+            [("text".to_string(), AttributeValue::S("t".into()))].into();
         let SourceItem::Rejected(r) = convert(&FieldMap::default(), &no_id, 3, 0, 1) else {
             panic!("expected a rejection")
         };
@@ -417,7 +437,10 @@ mod tests {
             ],
         };
         let j = serde_json::to_string(&cp).unwrap();
-        assert!(j.contains(r#"{"state":"after","key":{"id":{"S":"k"}},"pages":2}"#), "{j}");
+        assert!(
+            j.contains(r#"{"state":"after","key":{"id":{"S":"k"}},"pages":2}"#),
+            "{j}"
+        );
         assert_eq!(serde_json::from_str::<ScanCheckpoint>(&j).unwrap(), cp);
         assert!(!cp.is_done());
     }

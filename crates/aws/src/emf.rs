@@ -102,11 +102,22 @@ mod tests {
 
     #[test]
     fn emits_valid_emf() {
-        let m = Metrics::new("producer").count("RecordsRead", 12).bytes("BytesWritten", 2048);
+        let m = Metrics::new("producer")
+            .count("RecordsRead", 12)
+            .bytes("BytesWritten", 2048);
         let j = m.to_json(1_700_000_000_000);
-        assert_eq!(j["_aws"]["CloudWatchMetrics"][0]["Namespace"], "SentimentEtl");
-        assert_eq!(j["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function"]]));
-        assert_eq!(j["_aws"]["CloudWatchMetrics"][0]["Metrics"][1], json!({"Name":"BytesWritten","Unit":"Bytes"}));
+        assert_eq!(
+            j["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "SentimentEtl"
+        );
+        assert_eq!(
+            j["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"]])
+        );
+        assert_eq!(
+            j["_aws"]["CloudWatchMetrics"][0]["Metrics"][1],
+            json!({"Name":"BytesWritten","Unit":"Bytes"})
+        );
         assert_eq!(j["Function"], "producer");
         assert_eq!(j["RecordsRead"], 12.0);
         assert_eq!(j["_aws"]["Timestamp"], 1_700_000_000_000_i64);

@@ -100,7 +100,11 @@ mod tests {
 
     #[test]
     fn throttling_and_server_codes_are_retryable() {
-        for c in ["ThrottlingException", "TooManyRequestsException", "ProvisionedThroughputExceededException"] {
+        for c in [
+            "ThrottlingException",
+            "TooManyRequestsException",
+            "ProvisionedThroughputExceededException",
+        ] {
             assert!(is_retryable_code(c), "{c}");
         }
         assert!(!is_retryable_code("ValidationException"));

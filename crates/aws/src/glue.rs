@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use aws_sdk_glue::types::{Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, TableInput};
+use aws_sdk_glue::types::{
+    Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
+};
 use aws_sdk_glue::Client;
 use chrono::NaiveDate;
 use etl_core::output::{partition_path, COLUMNS, PARTITION_COLUMN};
@@ -25,9 +27,11 @@ use crate::error::{backend_error, is_retryable_code};
 /// Hive SerDe Athena uses for Parquet.
 pub const PARQUET_SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
 /// Parquet input format.
-pub const PARQUET_INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+pub const PARQUET_INPUT_FORMAT: &str =
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 /// Parquet output format.
-pub const PARQUET_OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
+pub const PARQUET_OUTPUT_FORMAT: &str =
+    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
 
 /// Partitions per BatchCreatePartition call.
 pub const MAX_PARTITIONS_PER_CALL: usize = 100;
@@ -46,7 +50,12 @@ pub struct GlueCatalog {
 impl GlueCatalog {
     /// The table `database.table` whose data lives at `location`
     /// (`s3://bucket/prefix/sentiment/`, see [`crate::S3Sink::table_location`]).
-    pub fn new(client: Client, database: impl Into<String>, table: impl Into<String>, location: impl Into<String>) -> Self {
+    pub fn new(
+        client: Client,
+        database: impl Into<String>,
+        table: impl Into<String>,
+        location: impl Into<String>,
+    ) -> Self {
         let mut location = location.into();
         if !location.ends_with('/') {
             location.push('/');
@@ -97,9 +106,18 @@ impl GlueCatalog {
 
     async fn create(&self) -> Result<(), BackendError> {
         let target = self.target();
-        match self.client.get_table().database_name(&self.database).name(&self.table).send().await {
+        match self
+            .client
+            .get_table()
+            .database_name(&self.database)
+            .name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_not_found_exception()) => {}
             Err(e) => return Err(backend_error("GetTable", target, &e)),
         }
         let db = DatabaseInput::builder()
@@ -107,10 +125,24 @@ impl GlueCatalog {
             .description("Sentiment ETL output")
             .build()
             .map_err(|e| BackendError::permanent("CreateDatabase", &target, e))?;
-        match self.client.create_database().database_input(db).send().await {
+        match self
+            .client
+            .create_database()
+            .database_input(db)
+            .send()
+            .await
+        {
             Ok(_) => info!(message = "Created Glue database.", database = %self.database),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {}
-            Err(e) => return Err(backend_error("CreateDatabase", format!("Glue database {}", self.database), &e)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_already_exists_exception()) => {}
+            Err(e) => {
+                return Err(backend_error(
+                    "CreateDatabase",
+                    format!("Glue database {}", self.database),
+                    &e,
+                ))
+            }
         }
         let partition_key = Column::builder()
             .name(PARTITION_COLUMN)
@@ -127,12 +159,24 @@ impl GlueCatalog {
             .partition_keys(partition_key)
             .build()
             .map_err(|e| BackendError::permanent("CreateTable", &target, e))?;
-        match self.client.create_table().database_name(&self.database).table_input(input).send().await {
+        match self
+            .client
+            .create_table()
+            .database_name(&self.database)
+            .table_input(input)
+            .send()
+            .await
+        {
             Ok(_) => {
                 info!(message = "Created Glue table.", database = %self.database, table = %self.table, location = %self.location);
                 Ok(())
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_already_exists_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(backend_error("CreateTable", target, &e)),
         }
     }
@@ -142,7 +186,10 @@ impl GlueCatalog {
 impl Catalog for GlueCatalog {
     async fn ensure_table(&self) -> Result<(), BackendError> {
         // A failure leaves the cell empty, so the next call tries again.
-        self.ensured.get_or_try_init(|| self.create()).await.map(|_| ())
+        self.ensured
+            .get_or_try_init(|| self.create())
+            .await
+            .map(|_| ())
     }
 
     async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError> {
@@ -175,15 +222,25 @@ impl Catalog for GlueCatalog {
             let mut failed = Vec::new();
             let mut retry = Retry::Permanent;
             for err in out.errors.unwrap_or_default() {
-                let code = err.error_detail.as_ref().and_then(|d| d.error_code.clone()).unwrap_or_default();
+                let code = err
+                    .error_detail
+                    .as_ref()
+                    .and_then(|d| d.error_code.clone())
+                    .unwrap_or_default();
                 if code == "AlreadyExistsException" {
                     continue;
                 }
                 if is_retryable_code(&code) {
                     retry = Retry::Retryable;
                 }
-                let msg = err.error_detail.and_then(|d| d.error_message).unwrap_or_default();
-                failed.push(format!("dt={} {code}: {msg}", err.partition_values.unwrap_or_default().join(",")));
+                let msg = err
+                    .error_detail
+                    .and_then(|d| d.error_message)
+                    .unwrap_or_default();
+                failed.push(format!(
+                    "dt={} {code}: {msg}",
+                    err.partition_values.unwrap_or_default().join(",")
+                ));
             }
             if !failed.is_empty() {
                 return Err(BackendError {
@@ -193,7 +250,10 @@ impl Catalog for GlueCatalog {
                     message: failed.join("; "),
                 });
             }
-            self.known.lock().unwrap_or_else(|p| p.into_inner()).extend(chunk.iter().copied());
+            self.known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(chunk.iter().copied());
         }
         Ok(())
     }

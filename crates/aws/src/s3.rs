@@ -89,7 +89,12 @@ impl S3Sink {
         Ok(body.into_bytes())
     }
 
-    async fn put_multipart(&self, key: &str, body: Bytes, target: &str) -> Result<(), BackendError> {
+    async fn put_multipart(
+        &self,
+        key: &str,
+        body: Bytes,
+        target: &str,
+    ) -> Result<(), BackendError> {
         let created = self
             .client
             .create_multipart_upload()
@@ -98,9 +103,9 @@ impl S3Sink {
             .send()
             .await
             .map_err(|e| backend_error("CreateMultipartUpload", target, &e))?;
-        let upload_id = created
-            .upload_id
-            .ok_or_else(|| BackendError::permanent("CreateMultipartUpload", target, "no upload id in response"))?;
+        let upload_id = created.upload_id.ok_or_else(|| {
+            BackendError::permanent("CreateMultipartUpload", target, "no upload id in response")
+        })?;
         match self.upload_parts(key, &upload_id, body, target).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -120,7 +125,13 @@ impl S3Sink {
         }
     }
 
-    async fn upload_parts(&self, key: &str, upload_id: &str, body: Bytes, target: &str) -> Result<(), BackendError> {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        body: Bytes,
+        target: &str,
+    ) -> Result<(), BackendError> {
         let mut parts = Vec::new();
         let mut offset = 0;
         let mut number = 1;
@@ -137,7 +148,12 @@ impl S3Sink {
                 .send()
                 .await
                 .map_err(|e| backend_error("UploadPart", format!("{target} part {number}"), &e))?;
-            parts.push(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build());
+            parts.push(
+                CompletedPart::builder()
+                    .set_e_tag(out.e_tag)
+                    .part_number(number)
+                    .build(),
+            );
             offset = end;
             number += 1;
         }
@@ -146,7 +162,11 @@ impl S3Sink {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| backend_error("CompleteMultipartUpload", target, &e))?;

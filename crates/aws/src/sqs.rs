@@ -50,7 +50,12 @@ impl SqsQueue {
     }
 
     /// Change the retry policy for entries that failed transiently.
-    pub fn with_retry(mut self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
+    pub fn with_retry(
+        mut self,
+        max_attempts: u32,
+        base_delay: Duration,
+        max_delay: Duration,
+    ) -> Self {
         self.max_attempts = max_attempts.max(1);
         self.base_delay = base_delay;
         self.max_delay = max_delay;
@@ -63,7 +68,11 @@ impl SqsQueue {
     }
 
     /// Send one batch (≤ 10 entries, ≤ 256 KiB); returns the calls made.
-    async fn send_batch(&self, messages: &[OutgoingMessage], offset: usize) -> Result<usize, BackendError> {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+        offset: usize,
+    ) -> Result<usize, BackendError> {
         let mut pending: Vec<(String, &OutgoingMessage)> = messages
             .iter()
             .enumerate()
@@ -78,7 +87,9 @@ impl SqsQueue {
                         .id(id)
                         .message_body(&m.body)
                         .build()
-                        .map_err(|e| BackendError::permanent("SendMessageBatch", &self.queue_url, e))
+                        .map_err(|e| {
+                            BackendError::permanent("SendMessageBatch", &self.queue_url, e)
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             calls += 1;
@@ -95,11 +106,17 @@ impl SqsQueue {
             }
             let mut retry = HashSet::new();
             for f in &out.failed {
-                let content_id = pending.iter().find(|(id, _)| *id == f.id).map_or("?", |(_, m)| m.content_id.as_str());
+                let content_id = pending
+                    .iter()
+                    .find(|(id, _)| *id == f.id)
+                    .map_or("?", |(_, m)| m.content_id.as_str());
                 if f.sender_fault {
                     return Err(BackendError::permanent(
                         "SendMessageBatch",
-                        format!("{} entry {} (content id {content_id})", self.queue_url, f.id),
+                        format!(
+                            "{} entry {} (content id {content_id})",
+                            self.queue_url, f.id
+                        ),
                         format!("{}: {}", f.code, f.message.as_deref().unwrap_or("")),
                     ));
                 }
@@ -108,14 +125,25 @@ impl SqsQueue {
             }
             pending.retain(|(id, _)| retry.contains(id));
             if attempt + 1 < self.max_attempts {
-                tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, jitter_seed())).await;
+                tokio::time::sleep(backoff(
+                    attempt,
+                    self.base_delay,
+                    self.max_delay,
+                    jitter_seed(),
+                ))
+                .await;
             }
         }
         let ids: Vec<&str> = pending.iter().map(|(id, _)| id.as_str()).collect();
         Err(BackendError::retryable(
             "SendMessageBatch",
             &self.queue_url,
-            format!("{} entries still failing after {} attempts: {}", ids.len(), self.max_attempts, ids.join(", ")),
+            format!(
+                "{} entries still failing after {} attempts: {}",
+                ids.len(),
+                self.max_attempts,
+                ids.join(", ")
+            ),
         ))
     }
 }
@@ -134,7 +162,13 @@ pub fn entry_id(index: usize, content_id: &str) -> String {
     let room = 80 - prefix.len();
     let tail: String = content_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(room)
         .collect();
     prefix + &tail
@@ -170,12 +204,14 @@ pub fn split_batches(messages: &[OutgoingMessage]) -> Result<Vec<Range<usize>>, 
 #[async_trait]
 impl WorkQueue for SqsQueue {
     async fn send(&self, messages: &[OutgoingMessage]) -> Result<SendReport, BackendError> {
-        let batches =
-            split_batches(messages).map_err(|e| BackendError::permanent("SendMessageBatch", &self.queue_url, e))?;
+        let batches = split_batches(messages)
+            .map_err(|e| BackendError::permanent("SendMessageBatch", &self.queue_url, e))?;
         let mut report = SendReport::default();
         for range in batches {
             let n = range.len();
-            report.calls += self.send_batch(&messages[range.clone()], range.start).await?;
+            report.calls += self
+                .send_batch(&messages[range.clone()], range.start)
+                .await?;
             report.messages += n;
         }
         Ok(report)
@@ -217,7 +253,13 @@ impl WorkQueue for SqsQueue {
             .receipt_handle(&delivery.receipt)
             .send()
             .await
-            .map_err(|e| backend_error("DeleteMessage", format!("{} message {}", self.queue_url, delivery.message_id), &e))?;
+            .map_err(|e| {
+                backend_error(
+                    "DeleteMessage",
+                    format!("{} message {}", self.queue_url, delivery.message_id),
+                    &e,
+                )
+            })?;
         Ok(())
     }
 
@@ -231,7 +273,11 @@ impl WorkQueue for SqsQueue {
             .send()
             .await
             .map_err(|e| {
-                backend_error("ChangeMessageVisibility", format!("{} message {}", self.queue_url, delivery.message_id), &e)
+                backend_error(
+                    "ChangeMessageVisibility",
+                    format!("{} message {}", self.queue_url, delivery.message_id),
+                    &e,
+                )
             })?;
         Ok(())
     }
@@ -259,7 +305,11 @@ mod tests {
         assert_ne!(entry_id(1, &cid), entry_id(2, &cid));
         let long = entry_id(123, &"é/x".repeat(60));
         assert!(long.len() <= 80);
-        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{long}");
+        assert!(
+            long.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{long}"
+        );
     }
 
     #[test]

@@ -88,17 +88,27 @@ impl StateStore {
 
     /// Store a watermark if the stored version is still `expected` (`None`:
     /// only if none exists). Returns the new version.
-    pub async fn save_watermark(&self, wm: &Watermark, expected: Option<u64>) -> Result<u64, BackendError> {
+    pub async fn save_watermark(
+        &self,
+        wm: &Watermark,
+        expected: Option<u64>,
+    ) -> Result<u64, BackendError> {
         self.save_json(WATERMARK, wm, expected).await
     }
 
     /// The checkpoint of an unfinished run, if any.
-    pub async fn load_checkpoint<T: DeserializeOwned>(&self) -> Result<Option<Versioned<T>>, BackendError> {
+    pub async fn load_checkpoint<T: DeserializeOwned>(
+        &self,
+    ) -> Result<Option<Versioned<T>>, BackendError> {
         self.load_json(CHECKPOINT).await
     }
 
     /// Store a checkpoint if the stored version is still `expected`.
-    pub async fn save_checkpoint<T: Serialize>(&self, cp: &T, expected: Option<u64>) -> Result<u64, BackendError> {
+    pub async fn save_checkpoint<T: Serialize>(
+        &self,
+        cp: &T,
+        expected: Option<u64>,
+    ) -> Result<u64, BackendError> {
         self.save_json(CHECKPOINT, cp, expected).await
     }
 
@@ -117,14 +127,24 @@ impl StateStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Err(
-                BackendError::permanent("DeleteItem", target, format!("checkpoint changed concurrently (expected version {expected})")),
-            ),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(BackendError::permanent(
+                    "DeleteItem",
+                    target,
+                    format!("checkpoint changed concurrently (expected version {expected})"),
+                ))
+            }
             Err(e) => Err(backend_error("DeleteItem", target, &e)),
         }
     }
 
-    async fn load_json<T: DeserializeOwned>(&self, kind: &str) -> Result<Option<Versioned<T>>, BackendError> {
+    async fn load_json<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+    ) -> Result<Option<Versioned<T>>, BackendError> {
         let target = self.target(kind);
         let out = self
             .client
@@ -135,23 +155,42 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| backend_error("GetItem", &target, &e))?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let json = match item.get("value") {
             Some(AttributeValue::S(s)) => s,
-            _ => return Err(BackendError::permanent("GetItem", target, "attribute `value` missing or not a string")),
+            _ => {
+                return Err(BackendError::permanent(
+                    "GetItem",
+                    target,
+                    "attribute `value` missing or not a string",
+                ))
+            }
         };
-        let value = serde_json::from_str(json)
-            .map_err(|e| BackendError::permanent("GetItem", &target, format!("attribute `value` is not valid JSON state: {e}")))?;
+        let value = serde_json::from_str(json).map_err(|e| {
+            BackendError::permanent(
+                "GetItem",
+                &target,
+                format!("attribute `value` is not valid JSON state: {e}"),
+            )
+        })?;
         Ok(Some(Versioned {
             value,
             version: version_of(&item),
         }))
     }
 
-    async fn save_json<T: Serialize>(&self, kind: &str, value: &T, expected: Option<u64>) -> Result<u64, BackendError> {
+    async fn save_json<T: Serialize>(
+        &self,
+        kind: &str,
+        value: &T,
+        expected: Option<u64>,
+    ) -> Result<u64, BackendError> {
         let target = self.target(kind);
-        let json = serde_json::to_string(value)
-            .map_err(|e| BackendError::permanent("PutItem", &target, format!("cannot serialize state: {e}")))?;
+        let json = serde_json::to_string(value).map_err(|e| {
+            BackendError::permanent("PutItem", &target, format!("cannot serialize state: {e}"))
+        })?;
         let next = expected.map_or(1, |v| v + 1);
         let mut put = self
             .client
@@ -170,7 +209,10 @@ impl StateStore {
         };
         match put.send().await {
             Ok(_) => Ok(next),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(BackendError::permanent(
                     "PutItem",
                     target,
@@ -187,7 +229,11 @@ impl StateStore {
     /// Take the run lock for `owner` for `ttl`: succeeds when no lock exists,
     /// the existing one has expired, or `owner` already holds it (re-entry by
     /// a resumed run extends it).
-    pub async fn acquire_lock(&self, owner: &str, ttl: Duration) -> Result<LockOutcome, BackendError> {
+    pub async fn acquire_lock(
+        &self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<LockOutcome, BackendError> {
         let target = self.target(LOCK);
         let now = Utc::now().timestamp();
         let expires_at = now + ttl.as_secs() as i64;
@@ -208,7 +254,10 @@ impl StateStore {
             .await;
         match res {
             Ok(_) => Ok(LockOutcome::Acquired { expires_at }),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 let out = self
                     .client
                     .get_item()
@@ -248,7 +297,12 @@ impl StateStore {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(backend_error("DeleteItem", self.target(LOCK), &e)),
         }
     }

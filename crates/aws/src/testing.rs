@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest, ScalarAttributeType,
-    WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, WriteRequest,
 };
 use aws_types::region::Region;
 use etl_core::Delivery;
@@ -91,7 +91,10 @@ impl Moto {
         drop(stdin); // the watchdog kills moto
         let _ = child.wait();
         let tail = std::fs::read_to_string(&log).unwrap_or_default();
-        panic!("moto_server did not listen on 127.0.0.1:{port} within 30 s; log {}:\n{tail}", log.display());
+        panic!(
+            "moto_server did not listen on 127.0.0.1:{port} within 30 s; log {}:\n{tail}",
+            log.display()
+        );
     }
 
     /// The port it listens on.
@@ -115,7 +118,9 @@ impl Moto {
     pub async fn sdk_config_in(&self, region: &str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
             .endpoint_url(self.endpoint())
             .load()
             .await
@@ -131,7 +136,8 @@ impl Moto {
     pub fn post(&self, path: &str, body: &Value) -> u16 {
         let body = body.to_string();
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         write!(
             s,
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -141,7 +147,10 @@ impl Moto {
         .expect("write to moto");
         let mut resp = String::new();
         let _ = s.read_to_string(&mut resp);
-        resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+        resp.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -179,13 +188,22 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, pk_name
 }
 
 /// Write items with BatchWriteItem (25 per call, unprocessed items resent, bounded).
-pub async fn put_items(client: &aws_sdk_dynamodb::Client, table: &str, items: Vec<HashMap<String, AttributeValue>>) {
+pub async fn put_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<HashMap<String, AttributeValue>>,
+) {
     for chunk in items.chunks(25) {
         let mut requests: Vec<WriteRequest> = chunk
             .iter()
             .map(|item| {
                 WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item.clone())).build().expect("put request"))
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item.clone()))
+                            .build()
+                            .expect("put request"),
+                    )
                     .build()
             })
             .collect();
@@ -196,7 +214,10 @@ pub async fn put_items(client: &aws_sdk_dynamodb::Client, table: &str, items: Ve
                 .send()
                 .await
                 .expect("BatchWriteItem");
-            requests = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+            requests = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(table))
+                .unwrap_or_default();
             if requests.is_empty() {
                 break;
             }
@@ -219,7 +240,12 @@ pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
 
 /// Create an S3 bucket.
 pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) {
-    client.create_bucket().bucket(name).send().await.expect("CreateBucket");
+    client
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("CreateBucket");
 }
 
 /// An SQS Lambda event (as JSON, deserializable into

@@ -12,5 +12,8 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
     let handler = BatchHandler::new(&config, &Clients::from_env().await);
-    run(service_fn(|event: LambdaEvent<SqsEvent>| handler.invoke(event))).await
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        handler.invoke(event)
+    }))
+    .await
 }

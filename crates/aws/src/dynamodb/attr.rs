@@ -23,7 +23,9 @@ pub fn number(n: &str) -> Value {
     if let Ok(u) = t.parse::<u64>() {
         return Value::Number(u.into());
     }
-    let is_integer = t.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+');
+    let is_integer = t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+');
     if !is_integer {
         if let Some(num) = t.parse::<f64>().ok().and_then(Number::from_f64) {
             return Value::Number(num);
@@ -67,7 +69,10 @@ pub fn key_to_json(key: &HashMap<String, AttributeValue>) -> Value {
         let typed = match av {
             AttributeValue::S(s) => ("S", Value::String(s.clone())),
             AttributeValue::N(n) => ("N", Value::String(n.clone())),
-            AttributeValue::B(b) => ("B", Value::String(aws_smithy_types::base64::encode(b.as_ref()))),
+            AttributeValue::B(b) => (
+                "B",
+                Value::String(aws_smithy_types::base64::encode(b.as_ref())),
+            ),
             // Key attributes can only be S, N or B.
             _ => continue,
         };
@@ -94,9 +99,14 @@ pub fn key_from_json(v: &Value) -> Result<HashMap<String, AttributeValue>, Strin
             "S" => AttributeValue::S(s.to_owned()),
             "N" => AttributeValue::N(s.to_owned()),
             "B" => AttributeValue::B(Blob::new(
-                aws_smithy_types::base64::decode(s).map_err(|e| format!("key attribute `{name}`: {e}"))?,
+                aws_smithy_types::base64::decode(s)
+                    .map_err(|e| format!("key attribute `{name}`: {e}"))?,
             )),
-            other => return Err(format!("key attribute `{name}` has unsupported type {other}")),
+            other => {
+                return Err(format!(
+                    "key attribute `{name}` has unsupported type {other}"
+                ))
+            }
         };
         out.insert(name.clone(), av);
     }
@@ -114,11 +124,23 @@ mod tests {
             ("s", AttributeValue::S("x".into())),
             ("i", AttributeValue::N("1700000000".into())),
             ("f", AttributeValue::N("1.5".into())),
-            ("big", AttributeValue::N("123456789012345678901234567890".into())),
+            (
+                "big",
+                AttributeValue::N("123456789012345678901234567890".into()),
+            ),
             ("b", AttributeValue::Bool(true)),
             ("n", AttributeValue::Null(true)),
-            ("m", AttributeValue::M([("k".to_string(), AttributeValue::S("v".into()))].into())),
-            ("l", AttributeValue::L(vec![AttributeValue::N("2".into()), AttributeValue::S("y".into())])),
+            (
+                "m",
+                AttributeValue::M([("k".to_string(), AttributeValue::S("v".into()))].into()),
+            ),
+            (
+                "l",
+                AttributeValue::L(vec![
+                    AttributeValue::N("2".into()),
+                    AttributeValue::S("y".into()),
+                ]),
+            ),
             ("ss", AttributeValue::Ss(vec!["a".into(), "b".into()])),
             ("ns", AttributeValue::Ns(vec!["3".into()])),
             ("bin", AttributeValue::B(Blob::new(b"hi".to_vec()))),

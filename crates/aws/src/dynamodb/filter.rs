@@ -50,7 +50,10 @@ pub fn incremental(updated_at: &str, created_at: &str, since: DateTime<Utc>) -> 
     ];
     let with_millis = millis_hi >= MILLIS_THRESHOLD;
     if with_millis {
-        values.push((":mslo".to_owned(), AttributeValue::N(MILLIS_THRESHOLD.to_string())));
+        values.push((
+            ":mslo".to_owned(),
+            AttributeValue::N(MILLIS_THRESHOLD.to_string()),
+        ));
         values.push((":mshi".to_owned(), AttributeValue::N(millis_hi.to_string())));
     }
     // attribute_type comes first in every conjunction so that no comparison is
@@ -61,7 +64,9 @@ pub fn incremental(updated_at: &str, created_at: &str, since: DateTime<Utc>) -> 
             format!("(attribute_type({a}, :ts) AND size({a}) >= :minlen AND {a} < :floor)"),
         ];
         if with_millis {
-            clauses.push(format!("(attribute_type({a}, :tn) AND {a} BETWEEN :mslo AND :mshi)"));
+            clauses.push(format!(
+                "(attribute_type({a}, :tn) AND {a} BETWEEN :mslo AND :mshi)"
+            ));
         }
         clauses.join(" OR ")
     };
@@ -103,6 +108,9 @@ mod tests {
     fn early_watermarks_skip_the_millisecond_clause() {
         let f = incremental("u", "c", Utc.timestamp_opt(1_000, 0).unwrap());
         assert!(!f.expression.contains(":mshi"));
-        assert!(f.values.iter().all(|(k, _)| f.expression.contains(k.as_str())));
+        assert!(f
+            .values
+            .iter()
+            .all(|(k, _)| f.expression.contains(k.as_str())));
     }
 }

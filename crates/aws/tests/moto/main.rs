@@ -1,0 +1,10 @@
+//! Adapter tests against moto_server (started once for this binary by
+//! `etl_aws::testing::moto`). Each test creates its own tables, queues and
+//! buckets, so they run in parallel.
+
+mod athena;
+mod dynamodb;
+mod glue;
+mod s3;
+mod sqs;
+mod state;

@@ -1,0 +1,130 @@
+//! The consumer's configuration, read once at init from the environment.
+
+use etl_aws::lambda::{optional, parsed, required, ConfigError, Lookup};
+use etl_aws::LanguageMode;
+use etl_core::{Codec, Engine};
+
+/// Everything the consumer reads from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `OUTPUT_BUCKET`: the lake's bucket.
+    pub output_bucket: String,
+    /// `OUTPUT_PREFIX` (default empty): key prefix; objects go under
+    /// `s3://OUTPUT_BUCKET/OUTPUT_PREFIX/sentiment/`.
+    pub output_prefix: String,
+    /// `GLUE_DATABASE`: the catalog database (created when missing).
+    pub glue_database: String,
+    /// `GLUE_TABLE`: the catalog table (created when missing).
+    pub glue_table: String,
+    /// `ATHENA_WORKGROUP` (optional; empty disables): where the
+    /// `daily_sentiment` and `sentiment_latest` views are (re)created, once
+    /// per container.
+    pub athena_workgroup: Option<String>,
+    /// `ATHENA_OUTPUT_LOCATION` (optional): query results location, for
+    /// workgroups that do not set one.
+    pub athena_output_location: Option<String>,
+    /// `SENTIMENT_ENGINE`: `comprehend` (billed per record) or `vader` (free, embedded).
+    pub engine: Engine,
+    /// `LANGUAGE` (default `en`): the documents' language for Comprehend, or
+    /// `auto` to detect it per document (an extra billed call).
+    pub language: LanguageMode,
+    /// `PARQUET_COMPRESSION` (default `snappy`): `snappy`, `zstd` or `none`.
+    pub codec: Codec,
+    /// `INCLUDE_TEXT` (default `true`): keep the scored text in the lake.
+    pub include_text: bool,
+    /// `MESSAGE_CONCURRENCY` (default 4): messages processed at once.
+    pub concurrency: usize,
+}
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&etl_aws::lambda::ProcessEnv)
+    }
+
+    /// Read the configuration from any lookup (tests use a map).
+    pub fn from_lookup(env: &dyn Lookup) -> Result<Self, ConfigError> {
+        let concurrency: usize = parsed(env, "MESSAGE_CONCURRENCY", 4)?;
+        Ok(Self {
+            output_bucket: required(env, "OUTPUT_BUCKET")?,
+            output_prefix: optional(env, "OUTPUT_PREFIX").unwrap_or_default(),
+            glue_database: required(env, "GLUE_DATABASE")?,
+            glue_table: required(env, "GLUE_TABLE")?,
+            athena_workgroup: optional(env, "ATHENA_WORKGROUP"),
+            athena_output_location: optional(env, "ATHENA_OUTPUT_LOCATION"),
+            engine: required(env, "SENTIMENT_ENGINE")?
+                .parse()
+                .map_err(|reason| ConfigError::Invalid {
+                    var: "SENTIMENT_ENGINE",
+                    value: optional(env, "SENTIMENT_ENGINE").unwrap_or_default(),
+                    reason,
+                })?,
+            language: parsed(env, "LANGUAGE", LanguageMode::Fixed("en".into()))?,
+            codec: parsed(env, "PARQUET_COMPRESSION", Codec::Snappy)?,
+            include_text: parsed(env, "INCLUDE_TEXT", true)?,
+            concurrency: concurrency.max(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("OUTPUT_BUCKET", "lake"),
+        ("GLUE_DATABASE", "db"),
+        ("GLUE_TABLE", "sentiment"),
+        ("SENTIMENT_ENGINE", "vader"),
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_lookup(&env(BASE)).unwrap();
+        assert_eq!(c.engine, Engine::Vader);
+        assert_eq!(c.language, LanguageMode::Fixed("en".into()));
+        assert_eq!(
+            (c.codec, c.include_text, c.concurrency),
+            (Codec::Snappy, true, 4)
+        );
+        assert_eq!(
+            (c.output_prefix.as_str(), c.athena_workgroup.as_deref()),
+            ("", None)
+        );
+    }
+
+    #[test]
+    fn missing_and_invalid_variables_are_named() {
+        let e = env(&BASE[1..]);
+        assert_eq!(
+            Config::from_lookup(&e).unwrap_err(),
+            ConfigError::Missing("OUTPUT_BUCKET")
+        );
+        for (var, value) in [
+            ("SENTIMENT_ENGINE", "gpt"),
+            ("LANGUAGE", "tlh"),
+            ("PARQUET_COMPRESSION", "lz4"),
+            ("INCLUDE_TEXT", "maybe"),
+        ] {
+            let mut e = env(BASE);
+            e.insert(var.into(), value.into());
+            let err = Config::from_lookup(&e).unwrap_err().to_string();
+            assert!(err.contains(var) && err.contains(value), "{err}");
+        }
+        let mut e = env(BASE);
+        e.insert("ATHENA_WORKGROUP".into(), "".into());
+        assert_eq!(
+            Config::from_lookup(&e).unwrap().athena_workgroup,
+            None,
+            "empty disables views"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! Reading the S3 lake back the way Athena would: every Parquet object under
+//! `prefix/sentiment/`, with `dt` from the Hive key.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::Array;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The columns the end-to-end checks look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Row {
+    pub id: String,
+    pub text: String,
+    pub sentiment: String,
+    pub compound: Option<f64>,
+    pub engine: String,
+    pub dt: String,
+    pub key: String,
+}
+
+/// Every object key in the bucket (bounded paging).
+pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..1_000 {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = page.next_continuation_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every row of every Parquet object.
+pub async fn rows(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<S3Row> {
+    let mut rows = Vec::new();
+    for key in keys(s3, bucket).await {
+        let dt = key
+            .split('/')
+            .find_map(|p| p.strip_prefix("dt="))
+            .unwrap_or_else(|| panic!("{key} is not under a dt= partition"))
+            .to_owned();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body.into_bytes())
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let b = batch.unwrap();
+            let s = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().clone();
+            let (id, text, sentiment, engine) = (s("id"), s("text"), s("sentiment"), s("engine"));
+            let compound = b
+                .column_by_name("score_compound")
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .clone();
+            for i in 0..b.num_rows() {
+                rows.push(S3Row {
+                    id: id.value(i).to_owned(),
+                    text: text.value(i).to_owned(),
+                    sentiment: sentiment.value(i).to_owned(),
+                    compound: (!compound.is_null(i)).then(|| compound.value(i)),
+                    engine: engine.value(i).to_owned(),
+                    dt: dt.clone(),
+                    key: key.clone(),
+                });
+            }
+        }
+    }
+    rows
+}
