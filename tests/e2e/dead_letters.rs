@@ -22,7 +22,10 @@ impl SentimentAnalyzer for Poisoned {
     fn engine(&self) -> Engine {
         Engine::Vader
     }
-    async fn analyze(&self, docs: &[Document<'_>]) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
+    async fn analyze(
+        &self,
+        docs: &[Document<'_>],
+    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if docs.iter().any(|d| d.text.contains("PANIC")) {
             panic!("analyzer bug triggered");
@@ -31,7 +34,10 @@ impl SentimentAnalyzer for Poisoned {
             .iter()
             .map(|d| {
                 if d.text.contains("POISON") {
-                    Err(AnalyzeError::permanent("InvalidRequest", format!("cannot score {}", d.id)))
+                    Err(AnalyzeError::permanent(
+                        "InvalidRequest",
+                        format!("cannot score {}", d.id),
+                    ))
                 } else {
                     Ok(self.vader.score(d.text))
                 }
@@ -62,10 +68,18 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
     cfg.workers = 2;
     cfg.message_budget = 4 * 1024;
     cfg.max_receive_count = 3;
-    let analyzer = Arc::new(Poisoned { vader: VaderAnalyzer::new(), calls: AtomicUsize::new(0) });
-    let summary = run_with(cfg, analyzer.clone(), Arc::new(RunCounters::default()), Box::new(|_| {}))
-        .await
-        .unwrap();
+    let analyzer = Arc::new(Poisoned {
+        vader: VaderAnalyzer::new(),
+        calls: AtomicUsize::new(0),
+    });
+    let summary = run_with(
+        cfg,
+        analyzer.clone(),
+        Arc::new(RunCounters::default()),
+        Box::new(|_| {}),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(summary.dead_lettered_messages, 2);
     let dls: Vec<DeadLetter> = std::fs::read_to_string(lake.join("_dead_letter/messages.jsonl"))
@@ -75,12 +89,25 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
         .collect();
     assert_eq!(dls.len(), 2);
     for dl in &dls {
-        assert_eq!(dl.receive_count, 3, "dead-lettered after exactly max receives");
+        assert_eq!(
+            dl.receive_count, 3,
+            "dead-lettered after exactly max receives"
+        );
         assert_eq!(dl.reasons.len(), 3);
     }
-    let poison = dls.iter().find(|d| d.record_ids.contains(&"r13".to_string())).unwrap();
-    assert!(poison.reason.contains("record r13") && poison.reason.contains("InvalidRequest"), "{}", poison.reason);
-    let panicked = dls.iter().find(|d| d.record_ids.contains(&"r250".to_string())).unwrap();
+    let poison = dls
+        .iter()
+        .find(|d| d.record_ids.contains(&"r13".to_string()))
+        .unwrap();
+    assert!(
+        poison.reason.contains("record r13") && poison.reason.contains("InvalidRequest"),
+        "{}",
+        poison.reason
+    );
+    let panicked = dls
+        .iter()
+        .find(|d| d.record_ids.contains(&"r250".to_string()))
+        .unwrap();
     assert!(panicked.reason.contains("panicked"), "{}", panicked.reason);
 
     // Exact accounting: every source record is in the lake once or in a dead letter.
@@ -88,7 +115,10 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
     let in_lake: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
     let lake_set: HashSet<_> = in_lake.iter().cloned().collect();
     assert_eq!(lake_set.len(), in_lake.len(), "no duplicates");
-    let dead: HashSet<String> = dls.iter().flat_map(|d| d.record_ids.iter().cloned()).collect();
+    let dead: HashSet<String> = dls
+        .iter()
+        .flat_map(|d| d.record_ids.iter().cloned())
+        .collect();
     assert!(lake_set.is_disjoint(&dead));
     assert_eq!(lake_set.len() + dead.len(), n);
     assert_eq!(summary.scored as usize, lake_set.len());

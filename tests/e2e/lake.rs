@@ -30,7 +30,9 @@ pub struct Row {
 pub fn parquet_files(lake: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let root = lake.join("sentiment");
-    let Ok(dirs) = std::fs::read_dir(&root) else { return out };
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        return out;
+    };
     for d in dirs {
         let d = d.unwrap().path();
         for f in std::fs::read_dir(&d).unwrap() {
@@ -57,16 +59,42 @@ pub fn read_batches(file: &Path) -> Vec<RecordBatch> {
 pub fn read_lake(lake: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
     for file in parquet_files(lake) {
-        let dir = file.parent().unwrap().file_name().unwrap().to_str().unwrap();
-        let dt = dir.strip_prefix("dt=").expect("hive partition dir").to_owned();
+        let dir = file
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let dt = dir
+            .strip_prefix("dt=")
+            .expect("hive partition dir")
+            .to_owned();
         for b in read_batches(&file) {
             let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
-            let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
-            let t = |n: &str| b.column_by_name(n).unwrap().as_primitive::<TimestampMicrosecondType>().clone();
+            let f = |n: &str| {
+                b.column_by_name(n)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            };
+            let t = |n: &str| {
+                b.column_by_name(n)
+                    .unwrap()
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .clone()
+            };
             let (id, lang, sent, eng) = (s("id"), s("language"), s("sentiment"), s("engine"));
-            let text = b.column_by_name("text").map(|c| c.as_string::<i32>().clone());
-            let (pos, neg, neu, mixed, comp) =
-                (f("score_positive"), f("score_negative"), f("score_neutral"), f("score_mixed"), f("score_compound"));
+            let text = b
+                .column_by_name("text")
+                .map(|c| c.as_string::<i32>().clone());
+            let (pos, neg, neu, mixed, comp) = (
+                f("score_positive"),
+                f("score_negative"),
+                f("score_neutral"),
+                f("score_mixed"),
+                f("score_compound"),
+            );
             let (c, u) = (t("created_at"), t("updated_at"));
             for i in 0..b.num_rows() {
                 rows.push(Row {

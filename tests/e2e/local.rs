@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 use crate::lake::{read_batches, read_lake, Row};
 
 fn golden() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/core/tests/golden/vader_golden.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/core/tests/golden/vader_golden.jsonl"
+    );
     std::fs::read_to_string(path)
         .expect("golden corpus")
         .lines()
@@ -23,7 +26,11 @@ fn golden() -> Vec<Value> {
         .collect()
 }
 
-async fn run_lake(input: &Path, lake: &Path, tweak: impl FnOnce(&mut RunConfig)) -> (RunSummary, Vec<String>) {
+async fn run_lake(
+    input: &Path,
+    lake: &Path,
+    tweak: impl FnOnce(&mut RunConfig),
+) -> (RunSummary, Vec<String>) {
     let mut cfg = RunConfig::new(input, lake);
     cfg.workers = 3;
     cfg.message_budget = 16 * 1024; // many messages even for small inputs
@@ -59,7 +66,8 @@ fn by_id(rows: &[Row]) -> HashMap<String, Vec<&Row>> {
 
 fn ts(i: usize) -> DateTime<Utc> {
     // Spread over 9 days, crossing midnight in several offsets.
-    Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes((i as i64 * 377) % (9 * 24 * 60))
+    Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap()
+        + chrono::Duration::minutes((i as i64 * 377) % (9 * 24 * 60))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,11 +85,15 @@ async fn golden_corpus_scores_equal_python_vader_and_each_record_lands_once() {
         // Alternate timestamp forms: RFC 3339 with offsets, epoch s, epoch ms.
         let t = ts(i);
         let created: Value = match i % 3 {
-            0 => json!(t.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).unwrap()).to_rfc3339()),
+            0 => json!(t
+                .with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).unwrap())
+                .to_rfc3339()),
             1 => json!(t.timestamp()),
             _ => json!(t.timestamp_millis()),
         };
-        lines.push(serde_json::to_vec(&json!({"id": id, "text": text, "created_at": created})).unwrap());
+        lines.push(
+            serde_json::to_vec(&json!({"id": id, "text": text, "created_at": created})).unwrap(),
+        );
         if text.trim().is_empty() {
             blank += 1;
         } else {
@@ -104,8 +116,16 @@ async fn golden_corpus_scores_equal_python_vader_and_each_record_lands_once() {
         assert_eq!(r.text.as_deref(), g["text"].as_str(), "text kept verbatim");
         assert_eq!(r.created_at_us, t.timestamp_micros());
         assert_eq!(r.dt, t.format("%Y-%m-%d").to_string(), "dt is the UTC date");
-        assert_eq!((r.engine.as_str(), r.language.as_str(), r.mixed), ("vader", "en", 0.0));
-        let want = (g["pos"].as_f64().unwrap(), g["neg"].as_f64().unwrap(), g["neu"].as_f64().unwrap(), g["compound"].as_f64().unwrap());
+        assert_eq!(
+            (r.engine.as_str(), r.language.as_str(), r.mixed),
+            ("vader", "en", 0.0)
+        );
+        let want = (
+            g["pos"].as_f64().unwrap(),
+            g["neg"].as_f64().unwrap(),
+            g["neu"].as_f64().unwrap(),
+            g["compound"].as_f64().unwrap(),
+        );
         if (r.pos, r.neg, r.neu, r.compound.unwrap()) != want {
             diverged.push((r.id.clone(), want, (r.pos, r.neg, r.neu, r.compound)));
         }
@@ -121,7 +141,12 @@ async fn golden_corpus_scores_equal_python_vader_and_each_record_lands_once() {
         };
         assert_eq!(r.sentiment, label, "{}", r.id);
     }
-    assert!(diverged.is_empty(), "{} rows differ from Python: {:?}", diverged.len(), &diverged[..diverged.len().min(5)]);
+    assert!(
+        diverged.is_empty(),
+        "{} rows differ from Python: {:?}",
+        diverged.len(),
+        &diverged[..diverged.len().min(5)]
+    );
     // The schema Athena and pyarrow will see.
     let b = read_batches(&rows[0].file);
     assert_eq!(b[0].schema(), output_schema(true));
@@ -161,13 +186,19 @@ async fn bad_lines_are_reported_with_line_numbers_and_good_ones_land_once() {
     ];
     assert_eq!(rejects.len(), expect_rejected.len(), "{rejects:#?}");
     for ((loc, what), got) in expect_rejected.iter().zip(&rejects) {
-        assert!(got.starts_with(loc) && got.contains(what), "{got} should be {loc}: {what}");
+        assert!(
+            got.starts_with(loc) && got.contains(what),
+            "{got} should be {loc}: {what}"
+        );
     }
     assert_eq!(summary.produce.rejected, 8);
     assert_eq!(summary.scored, 4);
     // The rejects file keeps every one with its line number.
     let kept = std::fs::read_to_string(lake.join("_rejects/rejects.jsonl")).unwrap();
-    let kept: Vec<Value> = kept.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kept: Vec<Value> = kept
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(kept.len(), 8);
     assert_eq!(kept[6]["location"], "line 8");
 
@@ -177,9 +208,21 @@ async fn bad_lines_are_reported_with_line_numbers_and_good_ones_land_once() {
     names.sort();
     assert_eq!(names, vec!["long", "ok-1", "ok-2", "ok-3"]);
     assert!(ids.values().all(|v| v.len() == 1));
-    assert_eq!(ids["long"][0].text.as_ref().unwrap().len(), long_text.len(), "long text scored whole");
-    assert_eq!(ids["ok-3"][0].dt, "2024-06-02", "23:59 at -01:00 is the next UTC day");
-    assert_eq!(ids["ok-2"][0].updated_at_us, Utc.with_ymd_and_hms(2024, 6, 1, 22, 0, 0).unwrap().timestamp_micros());
+    assert_eq!(
+        ids["long"][0].text.as_ref().unwrap().len(),
+        long_text.len(),
+        "long text scored whole"
+    );
+    assert_eq!(
+        ids["ok-3"][0].dt, "2024-06-02",
+        "23:59 at -01:00 is the next UTC day"
+    );
+    assert_eq!(
+        ids["ok-2"][0].updated_at_us,
+        Utc.with_ymd_and_hms(2024, 6, 1, 22, 0, 0)
+            .unwrap()
+            .timestamp_micros()
+    );
 }
 
 fn posts(n: usize, start: usize) -> Vec<Vec<u8>> {
@@ -213,16 +256,32 @@ async fn rerun_adds_nothing_and_appended_records_alone_are_scored() {
     let files = file_set(&lake);
 
     let (second, _) = run_lake(&input, &lake, |_| {}).await;
-    assert_eq!((second.produce.sent_records, second.produce.unchanged, second.scored), (0, 2_000, 0));
-    assert_eq!(file_set(&lake).keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>());
+    assert_eq!(
+        (
+            second.produce.sent_records,
+            second.produce.unchanged,
+            second.scored
+        ),
+        (0, 2_000, 0)
+    );
+    assert_eq!(
+        file_set(&lake).keys().collect::<Vec<_>>(),
+        files.keys().collect::<Vec<_>>()
+    );
 
     // Append: a new record with an OLD timestamp, an update of p7, and an exact duplicate line.
-    lines.push(br#"{"id":"late","text":"arrived late but lovely","created_at":"2025-03-02T00:00:00Z"}"#.to_vec());
+    lines.push(
+        br#"{"id":"late","text":"arrived late but lovely","created_at":"2025-03-02T00:00:00Z"}"#
+            .to_vec(),
+    );
     lines.push(br#"{"id":"p7","text":"changed my mind: horrible","created_at":"2025-03-01T00:00:00Z","updated_at":"2025-04-01T00:00:00Z"}"#.to_vec());
     lines.push(lines[3].clone());
     write_lines(&input, &lines);
     let (third, _) = run_lake(&input, &lake, |_| {}).await;
-    assert_eq!(third.produce.sent_records, 2, "only the new and the updated record");
+    assert_eq!(
+        third.produce.sent_records, 2,
+        "only the new and the updated record"
+    );
     assert_eq!(third.scored, 2);
 
     let rows = read_lake(&lake);
@@ -238,8 +297,14 @@ async fn rerun_adds_nothing_and_appended_records_alone_are_scored() {
         .unwrap();
     let text = etl_local::format::render(&latest, etl_local::format::OutputFormat::Csv).unwrap();
     assert_eq!(text, "sentiment,u\nNEGATIVE,2025-04-01T00:00:00Z\n");
-    let n = q.query("SELECT COUNT(*) AS n FROM sentiment_latest").await.unwrap();
-    assert_eq!(etl_local::format::render(&n, etl_local::format::OutputFormat::Csv).unwrap(), "n\n2001\n");
+    let n = q
+        .query("SELECT COUNT(*) AS n FROM sentiment_latest")
+        .await
+        .unwrap();
+    assert_eq!(
+        etl_local::format::render(&n, etl_local::format::OutputFormat::Csv).unwrap(),
+        "n\n2001\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +319,11 @@ async fn run_interrupted_before_saving_state_rewrites_its_own_files() {
     std::fs::remove_dir_all(lake.join("_state")).unwrap();
     let (again, _) = run_lake(&input, &lake, |_| {}).await;
     assert_eq!(again.scored, 1_500, "everything is sent again");
-    assert_eq!(file_set(&lake).keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "same keys, overwritten");
+    assert_eq!(
+        file_set(&lake).keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "same keys, overwritten"
+    );
     let rows = read_lake(&lake);
     assert_eq!(rows.len(), 1_500);
     assert_eq!(by_id(&rows).len(), 1_500);
@@ -267,7 +336,11 @@ async fn daily_view_agrees_with_the_files_and_zstd_csv_input_work() {
     let mut csv = String::from("id,text,created_at\n");
     for i in 0..600 {
         let text = ["Love it, really!", "\"Worst\" purchase ever", "ok"][i % 3];
-        csv.push_str(&format!("c{i},\"{}\",{}\n", text.replace('"', "\"\""), ts(i).timestamp()));
+        csv.push_str(&format!(
+            "c{i},\"{}\",{}\n",
+            text.replace('"', "\"\""),
+            ts(i).timestamp()
+        ));
     }
     std::fs::write(&input, csv).unwrap();
     let lake = dir.path().join("lake");
@@ -276,17 +349,29 @@ async fn daily_view_agrees_with_the_files_and_zstd_csv_input_work() {
     assert_eq!(s.scored, 600);
     let rows = read_lake(&lake);
     let file = &rows[0].file;
-    let meta = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let meta = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap())
+        .unwrap();
     use parquet::file::reader::FileReader;
-    assert!(matches!(meta.metadata().row_group(0).column(0).compression(), parquet::basic::Compression::ZSTD(_)));
+    assert!(matches!(
+        meta.metadata().row_group(0).column(0).compression(),
+        parquet::basic::Compression::ZSTD(_)
+    ));
 
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     for r in &rows {
-        *counts.entry((r.dt.clone(), r.sentiment.clone())).or_default() += 1;
+        *counts
+            .entry((r.dt.clone(), r.sentiment.clone()))
+            .or_default() += 1;
     }
-    let expected: String = counts.iter().map(|((dt, s), n)| format!("{dt},{s},{n}\n")).collect();
+    let expected: String = counts
+        .iter()
+        .map(|((dt, s), n)| format!("{dt},{s},{n}\n"))
+        .collect();
     let q = DataFusionQuery::open(&lake).await.unwrap();
-    let b = q.query("SELECT dt, sentiment, records FROM daily_sentiment ORDER BY dt, sentiment").await.unwrap();
+    let b = q
+        .query("SELECT dt, sentiment, records FROM daily_sentiment ORDER BY dt, sentiment")
+        .await
+        .unwrap();
     let got = etl_local::format::render(&b, etl_local::format::OutputFormat::Csv).unwrap();
     assert_eq!(got, format!("dt,sentiment,records\n{expected}"));
 }

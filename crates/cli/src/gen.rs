@@ -33,33 +33,99 @@ impl Rng {
 }
 
 const SUBJECTS: &[&str] = &[
-    "The delivery", "This product", "The customer service", "The new update", "The battery", "The app",
-    "Our waiter", "The hotel room", "The movie", "This phone", "The checkout process", "The coffee",
-    "The support team", "The price", "The screen", "The sequel", "The packaging", "The flight",
+    "The delivery",
+    "This product",
+    "The customer service",
+    "The new update",
+    "The battery",
+    "The app",
+    "Our waiter",
+    "The hotel room",
+    "The movie",
+    "This phone",
+    "The checkout process",
+    "The coffee",
+    "The support team",
+    "The price",
+    "The screen",
+    "The sequel",
+    "The packaging",
+    "The flight",
 ];
 const POSITIVE: &[&str] = &[
-    "is great", "was amazing", "works perfectly", "is really good", "made my day", "exceeded my expectations",
-    "is excellent", "was friendly and helpful", "is worth every penny", "is beautiful", "was fun", "is reliable",
+    "is great",
+    "was amazing",
+    "works perfectly",
+    "is really good",
+    "made my day",
+    "exceeded my expectations",
+    "is excellent",
+    "was friendly and helpful",
+    "is worth every penny",
+    "is beautiful",
+    "was fun",
+    "is reliable",
 ];
 const NEGATIVE: &[&str] = &[
-    "is terrible", "was awful", "broke after a week", "is really bad", "ruined my evening", "was a disappointment",
-    "is useless", "was rude", "is overpriced", "crashes constantly", "was boring", "is frustrating",
+    "is terrible",
+    "was awful",
+    "broke after a week",
+    "is really bad",
+    "ruined my evening",
+    "was a disappointment",
+    "is useless",
+    "was rude",
+    "is overpriced",
+    "crashes constantly",
+    "was boring",
+    "is frustrating",
 ];
 const NEUTRAL: &[&str] = &[
-    "arrived on Tuesday", "comes in blue", "is available in stores", "was updated yesterday", "has two buttons",
-    "is made in Portugal", "was delivered by courier", "opens at nine", "is 15 cm long", "uses USB-C",
+    "arrived on Tuesday",
+    "comes in blue",
+    "is available in stores",
+    "was updated yesterday",
+    "has two buttons",
+    "is made in Portugal",
+    "was delivered by courier",
+    "opens at nine",
+    "is 15 cm long",
+    "uses USB-C",
 ];
-const BOOSTERS: &[&str] = &["very", "extremely", "incredibly", "kind of", "somewhat", "absolutely", "barely"];
-const TAILS: &[&str] = &["!", "!!!", ".", "...", " :)", " :(", " 😀", " 😡", " 👍", " 🙄", " ❤️", " lol", " smh", "?", ""];
+const BOOSTERS: &[&str] = &[
+    "very",
+    "extremely",
+    "incredibly",
+    "kind of",
+    "somewhat",
+    "absolutely",
+    "barely",
+];
+const TAILS: &[&str] = &[
+    "!", "!!!", ".", "...", " :)", " :(", " 😀", " 😡", " 👍", " 🙄", " ❤️", " lol", " smh", "?",
+    "",
+];
 const CONTRASTS: &[&str] = &[
-    "but the price is too high", "but support never answered", "but I love the design",
-    "but it gets the job done", "but honestly it's fine", "but the battery life is great",
+    "but the price is too high",
+    "but support never answered",
+    "but I love the design",
+    "but it gets the job done",
+    "but honestly it's fine",
+    "but the battery life is great",
 ];
 const KINDS: &[&str] = &["post", "review", "comment"];
-const AUTHORS: &[&str] = &["ana", "bo", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo"];
+const AUTHORS: &[&str] = &[
+    "ana", "bo", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo",
+];
 const FOREIGN: &[&str] = &[
-    "¡Me encanta este producto!", "C'est vraiment nul.", "Das ist wirklich gut.", "Muito bom, recomendo!",
-    "Это ужасно.", "とても良い製品です。", "非常好用", "Harika bir deneyim!",
+    "¡Me encanta este producto!",
+    "C'est vraiment nul.",
+    "Das ist wirklich gut.",
+    "Muito bom, recomendo!",
+    "Это ужасно.",
+    "とても良い製品です。",
+    "非常好用",
+    "Harika bir deneyim!",
 ];
 
 fn sentence(rng: &mut Rng) -> String {
@@ -98,7 +164,13 @@ fn sentence(rng: &mut Rng) -> String {
 }
 
 /// Write `count` posts over `days` days ending at `end`.
-pub fn generate(out: &mut dyn Write, count: u64, days: u32, seed: u64, end: DateTime<Utc>) -> std::io::Result<()> {
+pub fn generate(
+    out: &mut dyn Write,
+    count: u64,
+    days: u32,
+    seed: u64,
+    end: DateTime<Utc>,
+) -> std::io::Result<()> {
     let mut rng = Rng(seed);
     let span = i64::from(days.max(1)) * 86_400;
     let start = end - Duration::seconds(span);
@@ -116,7 +188,8 @@ pub fn generate(out: &mut dyn Write, count: u64, days: u32, seed: u64, end: Date
         });
         if rng.chance(10) {
             let edited = created + Duration::seconds(60 + (rng.next() % 86_400) as i64);
-            obj["updated_at"] = serde_json::Value::String(edited.to_rfc3339_opts(SecondsFormat::Secs, true));
+            obj["updated_at"] =
+                serde_json::Value::String(edited.to_rfc3339_opts(SecondsFormat::Secs, true));
         }
         serde_json::to_writer(&mut *out, &obj)?;
         out.write_all(b"\n")?;
@@ -126,7 +199,9 @@ pub fn generate(out: &mut dyn Write, count: u64, days: u32, seed: u64, end: Date
 
 /// The default end of the generated period: fixed, so output is reproducible.
 pub fn default_end() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 #[cfg(test)]

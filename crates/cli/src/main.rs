@@ -21,7 +21,11 @@ use etl_local::{DataFusionQuery, InputFormat, RunConfig, RunCounters};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "etl", version, about = "Serverless sentiment ETL, run locally: score texts with VADER into a Parquet lake and query it with SQL.")]
+#[command(
+    name = "etl",
+    version,
+    about = "Serverless sentiment ETL, run locally: score texts with VADER into a Parquet lake and query it with SQL."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -128,7 +132,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ETL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+            tracing_subscriber::EnvFilter::try_from_env("ETL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -146,11 +151,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Gen(a) => {
             let mut out: Box<dyn Write> = match &a.output {
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            gen::generate(&mut out, a.count, a.days, a.seed, gen::default_end()).context("writing generated posts")?;
+            gen::generate(&mut out, a.count, a.days, a.seed, gen::default_end())
+                .context("writing generated posts")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Query(a) => {
@@ -158,7 +165,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rt.block_on(async {
                 let q = DataFusionQuery::open(&a.lake).await?;
                 let batches = q.query(&a.sql).await?;
-                print!("{}", render(&batches, a.format).map_err(anyhow::Error::msg)?);
+                print!(
+                    "{}",
+                    render(&batches, a.format).map_err(anyhow::Error::msg)?
+                );
                 if a.format == OutputFormat::Table {
                     println!();
                 }
@@ -179,7 +189,10 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
 
 fn run(a: RunArgs) -> Result<ExitCode> {
     if a.engine != Engine::Vader {
-        anyhow::bail!("engine `{}` needs AWS; `etl run` scores locally with `vader`", a.engine);
+        anyhow::bail!(
+            "engine `{}` needs AWS; `etl run` scores locally with `vader`",
+            a.engine
+        );
     }
     let mut cfg = RunConfig::new(&a.input, &a.lake);
     cfg.format = a.format;
@@ -217,7 +230,10 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             while !bar.is_finished() {
                 bar.set_length(counters.total_bytes.load(Ordering::Relaxed).max(1));
                 bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
-                bar.set_message(format!("{} scored", counters.scored.load(Ordering::Relaxed)));
+                bar.set_message(format!(
+                    "{} scored",
+                    counters.scored.load(Ordering::Relaxed)
+                ));
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
@@ -245,7 +261,11 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         })?;
         println!("\ndaily_sentiment ({}):\n{table}", a.lake.display());
     }
-    Ok(if summary.dead_lettered_messages > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    Ok(if summary.dead_lettered_messages > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn progress_bar() -> ProgressBar {
@@ -254,8 +274,10 @@ fn progress_bar() -> ProgressBar {
     }
     let bar = ProgressBar::new(1);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} read, {msg} ({eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} read, {msg} ({eta})",
+        )
+        .expect("valid template"),
     );
     bar
 }
@@ -264,10 +286,19 @@ fn print_summary(s: &etl_local::RunSummary) {
     let p = &s.produce;
     println!("records read        {:>12}", p.read);
     println!("  rejected          {:>12}", p.rejected);
-    println!("  unchanged         {:>12}  (sent by an earlier run)", p.unchanged);
-    println!("  sent              {:>12}  in {} messages", p.sent_records, p.messages);
+    println!(
+        "  unchanged         {:>12}  (sent by an earlier run)",
+        p.unchanged
+    );
+    println!(
+        "  sent              {:>12}  in {} messages",
+        p.sent_records, p.messages
+    );
     println!("records scored      {:>12}", s.scored);
-    println!("dead-lettered       {:>12}  in {} messages", s.dead_lettered_records, s.dead_lettered_messages);
+    println!(
+        "dead-lettered       {:>12}  in {} messages",
+        s.dead_lettered_records, s.dead_lettered_messages
+    );
     println!("files written       {:>12}", s.files_written);
     println!("bytes written       {:>12}", s.bytes_written);
     println!("elapsed             {:>11.2}s", s.elapsed_secs);

@@ -157,6 +157,9 @@ mod tests {
             field: Some("created_at".into()),
             reason: "unparseable".into(),
         };
-        assert_eq!(r.to_string(), "line 7 (id p1): field `created_at`: unparseable");
+        assert_eq!(
+            r.to_string(),
+            "line 7 (id p1): field `created_at`: unparseable"
+        );
     }
 }

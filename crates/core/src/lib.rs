@@ -16,11 +16,17 @@ pub mod record;
 pub mod sentiment;
 pub mod vader;
 
-pub use backend::{Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem, WorkQueue};
+pub use backend::{
+    Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem,
+    WorkQueue,
+};
 pub use error::{AnalyzeError, BackendError, EncodeError, MessageError, RecordError, Retry};
 pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
 pub use output::{Codec, ScoredRecord};
-pub use pipeline::{produce, produce_with, ChangeFilter, WatermarkFilter, ConsumeError, ConsumeOptions, Consumer, MessageOutcome, ProduceStats, Watermark};
+pub use pipeline::{
+    produce, produce_with, ChangeFilter, ConsumeError, ConsumeOptions, Consumer, MessageOutcome,
+    ProduceStats, Watermark, WatermarkFilter,
+};
 pub use record::{FieldMap, SourceRecord};
 pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};
 pub use vader::VaderAnalyzer;

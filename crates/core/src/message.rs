@@ -75,7 +75,9 @@ pub fn build_message(mut records: Vec<SourceRecord>) -> OutgoingMessage {
 
 fn assemble(encoded: &[String], records: &[SourceRecord]) -> OutgoingMessage {
     let content_id = content_id_of(encoded);
-    let mut body = String::with_capacity(envelope_overhead() + encoded.iter().map(|e| e.len() + 1).sum::<usize>());
+    let mut body = String::with_capacity(
+        envelope_overhead() + encoded.iter().map(|e| e.len() + 1).sum::<usize>(),
+    );
     body.push_str("{\"v\":");
     body.push_str(&MESSAGE_VERSION.to_string());
     body.push_str(",\"content_id\":\"");
@@ -231,7 +233,11 @@ impl Packer {
 }
 
 fn seal(mut pending: Vec<(SourceRecord, String)>) -> OutgoingMessage {
-    pending.sort_by(|a, b| a.0.id.cmp(&b.0.id).then(a.0.updated_at.cmp(&b.0.updated_at)));
+    pending.sort_by(|a, b| {
+        a.0.id
+            .cmp(&b.0.id)
+            .then(a.0.updated_at.cmp(&b.0.updated_at))
+    });
     let (records, encoded): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
     assemble(&encoded, &records)
 }
@@ -253,7 +259,9 @@ pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
     let claimed = obj
         .get("content_id")
         .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| MessageError::Malformed("field `content_id` missing or not a string".into()))?
+        .ok_or_else(|| {
+            MessageError::Malformed("field `content_id` missing or not a string".into())
+        })?
         .to_owned();
     let list = obj
         .get("records")
@@ -264,14 +272,15 @@ pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
     }
     let mut records = Vec::with_capacity(list.len());
     for (index, r) in list.iter().enumerate() {
-        let rec: SourceRecord = serde_json::from_value(r.clone()).map_err(|e| MessageError::Record {
-            index,
-            source: crate::error::RecordError::new(
-                r.get("id").and_then(|v| v.as_str()),
-                "<record>",
-                e.to_string(),
-            ),
-        })?;
+        let rec: SourceRecord =
+            serde_json::from_value(r.clone()).map_err(|e| MessageError::Record {
+                index,
+                source: crate::error::RecordError::new(
+                    r.get("id").and_then(|v| v.as_str()),
+                    "<record>",
+                    e.to_string(),
+                ),
+            })?;
         if rec.text.trim().is_empty() {
             return Err(MessageError::Record {
                 index,
@@ -333,10 +342,16 @@ mod tests {
 
     #[test]
     fn packs_many_records_within_budget_and_round_trips() {
-        let recs: Vec<_> = (0..500).map(|i| rec(&format!("r{i:04}"), &"nice day ".repeat(i % 7 + 1))).collect();
+        let recs: Vec<_> = (0..500)
+            .map(|i| rec(&format!("r{i:04}"), &"nice day ".repeat(i % 7 + 1)))
+            .collect();
         let mut p = Packer::new(4096, Some(SQS_MAX_MESSAGE_BYTES));
         let msgs = pack_all(&mut p, recs.clone());
-        assert!(msgs.len() > 1 && msgs.len() < 100, "{} messages", msgs.len());
+        assert!(
+            msgs.len() > 1 && msgs.len() < 100,
+            "{} messages",
+            msgs.len()
+        );
         let mut back = Vec::new();
         for m in &msgs {
             assert!(m.body.len() <= 4096, "{} > budget", m.body.len());
@@ -370,25 +385,49 @@ mod tests {
     fn decoding_rejects_tampering_versions_and_garbage() {
         let m = build_message(vec![rec("1", "good")]);
         let tampered = m.body.replace("good", "evil");
-        assert!(matches!(decode_message(&tampered), Err(MessageError::ContentIdMismatch { .. })));
+        assert!(matches!(
+            decode_message(&tampered),
+            Err(MessageError::ContentIdMismatch { .. })
+        ));
         let v2 = m.body.replacen("\"v\":1", "\"v\":2", 1);
-        assert_eq!(decode_message(&v2), Err(MessageError::UnsupportedVersion(2)));
-        assert!(matches!(decode_message("not json"), Err(MessageError::Malformed(_))));
-        assert!(matches!(decode_message("[]"), Err(MessageError::Malformed(_))));
+        assert_eq!(
+            decode_message(&v2),
+            Err(MessageError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            decode_message("not json"),
+            Err(MessageError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_message("[]"),
+            Err(MessageError::Malformed(_))
+        ));
         let empty = r#"{"v":1,"content_id":"x","records":[]}"#;
-        assert!(matches!(decode_message(empty), Err(MessageError::Malformed(_))));
+        assert!(matches!(
+            decode_message(empty),
+            Err(MessageError::Malformed(_))
+        ));
         let bad_rec = r#"{"v":1,"content_id":"x","records":[{"id":"q","text":"hi"}]}"#;
-        assert!(matches!(decode_message(bad_rec), Err(MessageError::Record { index: 0, .. })));
+        assert!(matches!(
+            decode_message(bad_rec),
+            Err(MessageError::Record { index: 0, .. })
+        ));
     }
 
     fn rec_on(id: &str, day: u32) -> SourceRecord {
         let t = Utc.with_ymd_and_hms(2024, 5, day, 12, 0, 0).unwrap();
-        SourceRecord { created_at: t, updated_at: t, ..rec(id, "text") }
+        SourceRecord {
+            created_at: t,
+            updated_at: t,
+            ..rec(id, "text")
+        }
     }
 
     #[test]
     fn messages_hold_one_partition_each_and_open_buckets_are_bounded() {
-        let recs: Vec<_> = (0..300).map(|i| rec_on(&format!("r{i}"), 1 + (i % 10) as u32)).collect();
+        let recs: Vec<_> = (0..300)
+            .map(|i| rec_on(&format!("r{i}"), 1 + (i % 10) as u32))
+            .collect();
         let mut p = Packer::new(2048, None).with_max_open(4);
         let mut out = Vec::new();
         for r in recs {
@@ -401,7 +440,11 @@ mod tests {
         let mut total = 0;
         for m in &out {
             let d = decode_message(&m.body).unwrap();
-            let days: std::collections::BTreeSet<_> = d.records.iter().map(|r| r.created_at.date_naive()).collect();
+            let days: std::collections::BTreeSet<_> = d
+                .records
+                .iter()
+                .map(|r| r.created_at.date_naive())
+                .collect();
             assert_eq!(days.len(), 1, "one partition per message");
             total += d.records.len();
         }
@@ -412,6 +455,9 @@ mod tests {
     fn max_records_caps_message_size() {
         let mut p = Packer::new(1 << 20, None).with_max_records(3);
         let msgs = pack_all(&mut p, (0..10).map(|i| rec(&i.to_string(), "t")).collect());
-        assert_eq!(msgs.iter().map(|m| m.record_count).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        assert_eq!(
+            msgs.iter().map(|m| m.record_count).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
     }
 }

@@ -86,9 +86,16 @@ pub fn output_schema(include_text: bool) -> SchemaRef {
 }
 
 /// Build the Arrow batch for rows (all of one partition, typically).
-pub fn to_record_batch(rows: &[ScoredRecord], include_text: bool) -> Result<RecordBatch, EncodeError> {
+pub fn to_record_batch(
+    rows: &[ScoredRecord],
+    include_text: bool,
+) -> Result<RecordBatch, EncodeError> {
     let n = rows.len();
-    let text_bytes: usize = if include_text { rows.iter().map(|r| r.record.text.len()).sum() } else { 0 };
+    let text_bytes: usize = if include_text {
+        rows.iter().map(|r| r.record.text.len()).sum()
+    } else {
+        0
+    };
     let mut id = StringBuilder::with_capacity(n, rows.iter().map(|r| r.record.id.len()).sum());
     let mut text = StringBuilder::with_capacity(n, text_bytes);
     let mut created = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -158,7 +165,9 @@ impl std::str::FromStr for Codec {
             "snappy" => Ok(Codec::Snappy),
             "zstd" => Ok(Codec::Zstd),
             "none" | "uncompressed" => Ok(Codec::None),
-            o => Err(format!("unknown compression {o:?}: expected snappy, zstd or none")),
+            o => Err(format!(
+                "unknown compression {o:?}: expected snappy, zstd or none"
+            )),
         }
     }
 }
@@ -233,8 +242,8 @@ mod tests {
     use super::*;
     use crate::sentiment::{Engine, Label};
     use arrow_array::cast::AsArray;
-    use arrow_array::Array;
     use arrow_array::types::{Float64Type, TimestampMicrosecondType};
+    use arrow_array::Array;
     use chrono::TimeZone;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -263,7 +272,8 @@ mod tests {
 
     #[test]
     fn parquet_round_trips_with_contract_schema() {
-        let t = Utc.with_ymd_and_hms(2024, 5, 1, 23, 59, 59).unwrap() + chrono::Duration::microseconds(123_456);
+        let t = Utc.with_ymd_and_hms(2024, 5, 1, 23, 59, 59).unwrap()
+            + chrono::Duration::microseconds(123_456);
         let rows = vec![row("a", t, Some(0.61)), row("b", t, None)];
         for codec in [Codec::Snappy, Codec::Zstd] {
             let bytes = encode_parquet(&to_record_batch(&rows, true).unwrap(), codec).unwrap();
@@ -279,9 +289,15 @@ mod tests {
             let b = &batches[0];
             assert_eq!(b.schema(), output_schema(true));
             assert_eq!(b.num_rows(), 2);
-            let created = b.column_by_name("created_at").unwrap().as_primitive::<TimestampMicrosecondType>();
+            let created = b
+                .column_by_name("created_at")
+                .unwrap()
+                .as_primitive::<TimestampMicrosecondType>();
             assert_eq!(created.value(0), t.timestamp_micros());
-            let comp = b.column_by_name("score_compound").unwrap().as_primitive::<Float64Type>();
+            let comp = b
+                .column_by_name("score_compound")
+                .unwrap()
+                .as_primitive::<Float64Type>();
             assert_eq!(comp.value(0), 0.61);
             assert!(comp.is_null(1));
         }
@@ -306,11 +322,16 @@ mod tests {
     #[test]
     fn partition_is_utc_date_and_keys_are_deterministic() {
         // 23:30 at -05:00 is the next day in UTC.
-        let t = chrono::DateTime::parse_from_rfc3339("2024-02-29T23:30:00-05:00").unwrap().with_timezone(&Utc);
+        let t = chrono::DateTime::parse_from_rfc3339("2024-02-29T23:30:00-05:00")
+            .unwrap()
+            .with_timezone(&Utc);
         let r = row("a", t, None);
         assert_eq!(r.dt().to_string(), "2024-03-01");
         assert_eq!(object_key(r.dt(), "abc"), "dt=2024-03-01/part-abc.parquet");
-        assert_eq!(full_key("/lake/", "dt=2024-03-01/part-abc.parquet"), "lake/sentiment/dt=2024-03-01/part-abc.parquet");
+        assert_eq!(
+            full_key("/lake/", "dt=2024-03-01/part-abc.parquet"),
+            "lake/sentiment/dt=2024-03-01/part-abc.parquet"
+        );
         assert_eq!(full_key("", "x"), "sentiment/x");
     }
 
@@ -318,9 +339,19 @@ mod tests {
     fn groups_rows_by_date() {
         let d1 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         let d2 = Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).unwrap();
-        let g = group_by_partition(vec![row("a", d2, None), row("b", d1, None), row("c", d2, None)]);
+        let g = group_by_partition(vec![
+            row("a", d2, None),
+            row("b", d1, None),
+            row("c", d2, None),
+        ]);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].1.len(), 1);
-        assert_eq!(g[1].1.iter().map(|r| r.record.id.as_str()).collect::<Vec<_>>(), vec!["a", "c"]);
+        assert_eq!(
+            g[1].1
+                .iter()
+                .map(|r| r.record.id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
     }
 }

@@ -14,7 +14,9 @@ use tracing::{debug, warn};
 use crate::backend::{Catalog, ObjectSink, RecordSource, Rejection, SourceItem, WorkQueue};
 use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
 use crate::message::{decode_message, OutgoingMessage, Packer};
-use crate::output::{encode_parquet, group_by_partition, object_key, to_record_batch, Codec, ScoredRecord};
+use crate::output::{
+    encode_parquet, group_by_partition, object_key, to_record_batch, Codec, ScoredRecord,
+};
 use crate::record::SourceRecord;
 use crate::sentiment::{Document, SentimentAnalyzer};
 
@@ -76,7 +78,10 @@ pub struct WatermarkFilter {
 impl WatermarkFilter {
     /// Start from the last successful run's mark.
     pub fn new(since: Watermark) -> Self {
-        Self { next: since.clone(), since }
+        Self {
+            next: since.clone(),
+            since,
+        }
     }
 }
 
@@ -260,9 +265,9 @@ impl ConsumeError {
     /// Whether a redelivery may succeed.
     pub fn retry(&self) -> Retry {
         match self {
-            ConsumeError::Decode { .. } | ConsumeError::Encode { .. } | ConsumeError::Panicked { .. } => {
-                Retry::Permanent
-            }
+            ConsumeError::Decode { .. }
+            | ConsumeError::Encode { .. }
+            | ConsumeError::Panicked { .. } => Retry::Permanent,
             ConsumeError::Analyze { source, .. } => source.retry,
             ConsumeError::Storage { source, .. } => source.retry,
         }
@@ -317,7 +322,11 @@ pub struct Consumer<'a> {
 impl Consumer<'_> {
     /// Decode, score, encode, write and register one message. Idempotent: the
     /// same message always writes the same keys.
-    pub async fn consume(&self, message_id: &str, body: &str) -> Result<MessageOutcome, ConsumeError> {
+    pub async fn consume(
+        &self,
+        message_id: &str,
+        body: &str,
+    ) -> Result<MessageOutcome, ConsumeError> {
         let msg = decode_message(body).map_err(|source| ConsumeError::Decode {
             message_id: message_id.to_owned(),
             source,
@@ -328,20 +337,27 @@ impl Consumer<'_> {
         let mut objects = Vec::new();
         let mut partitions = Vec::new();
         for (dt, rows) in group_by_partition(scored) {
-            let batch = to_record_batch(&rows, self.options.include_text).map_err(|source| ConsumeError::Encode {
-                message_id: message_id.to_owned(),
-                source,
+            let batch = to_record_batch(&rows, self.options.include_text).map_err(|source| {
+                ConsumeError::Encode {
+                    message_id: message_id.to_owned(),
+                    source,
+                }
             })?;
-            let bytes = encode_parquet(&batch, self.options.codec).map_err(|source| ConsumeError::Encode {
-                message_id: message_id.to_owned(),
-                source,
+            let bytes = encode_parquet(&batch, self.options.codec).map_err(|source| {
+                ConsumeError::Encode {
+                    message_id: message_id.to_owned(),
+                    source,
+                }
             })?;
             let key = object_key(dt, &msg.content_id);
             let size = bytes.len();
-            self.sink.put(&key, bytes).await.map_err(|source| ConsumeError::Storage {
-                message_id: message_id.to_owned(),
-                source,
-            })?;
+            self.sink
+                .put(&key, bytes)
+                .await
+                .map_err(|source| ConsumeError::Storage {
+                    message_id: message_id.to_owned(),
+                    source,
+                })?;
             debug!(message = "wrote object", location = %self.sink.location(&key), rows = rows.len(), bytes = size);
             objects.push((key, size));
             partitions.push(dt);
@@ -362,20 +378,38 @@ impl Consumer<'_> {
         })
     }
 
-    async fn score(&self, message_id: &str, records: Vec<SourceRecord>) -> Result<Vec<ScoredRecord>, ConsumeError> {
-        let docs: Vec<Document<'_>> = records.iter().map(|r| Document { id: &r.id, text: &r.text }).collect();
-        let results = self.analyzer.analyze(&docs).await.map_err(|source| ConsumeError::Analyze {
-            message_id: message_id.to_owned(),
-            record_id: "*".into(),
-            source,
-        })?;
+    async fn score(
+        &self,
+        message_id: &str,
+        records: Vec<SourceRecord>,
+    ) -> Result<Vec<ScoredRecord>, ConsumeError> {
+        let docs: Vec<Document<'_>> = records
+            .iter()
+            .map(|r| Document {
+                id: &r.id,
+                text: &r.text,
+            })
+            .collect();
+        let results =
+            self.analyzer
+                .analyze(&docs)
+                .await
+                .map_err(|source| ConsumeError::Analyze {
+                    message_id: message_id.to_owned(),
+                    record_id: "*".into(),
+                    source,
+                })?;
         if results.len() != records.len() {
             return Err(ConsumeError::Analyze {
                 message_id: message_id.to_owned(),
                 record_id: "*".into(),
                 source: AnalyzeError::permanent(
                     "ResultCountMismatch",
-                    format!("{} documents in, {} results out", records.len(), results.len()),
+                    format!(
+                        "{} documents in, {} results out",
+                        records.len(),
+                        results.len()
+                    ),
                 ),
             });
         }
@@ -383,7 +417,11 @@ impl Consumer<'_> {
         let mut out = Vec::with_capacity(records.len());
         for (record, result) in records.into_iter().zip(results) {
             match result {
-                Ok(score) => out.push(ScoredRecord { record, score, processed_at }),
+                Ok(score) => out.push(ScoredRecord {
+                    record,
+                    score,
+                    processed_at,
+                }),
                 Err(source) => {
                     warn!(message = "Record could not be scored.", message_id, record_id = %record.id, error = %source);
                     return Err(ConsumeError::Analyze {
@@ -405,7 +443,13 @@ mod tests {
 
     fn rec(id: &str, secs: i64) -> SourceRecord {
         let t = Utc.timestamp_opt(secs, 0).unwrap();
-        SourceRecord { id: id.into(), text: "x".into(), created_at: t, updated_at: t, attributes: Default::default() }
+        SourceRecord {
+            id: id.into(),
+            text: "x".into(),
+            created_at: t,
+            updated_at: t,
+            attributes: Default::default(),
+        }
     }
 
     #[test]

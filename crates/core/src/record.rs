@@ -117,11 +117,15 @@ impl FieldMap {
                     "missing (required)",
                 ))
             }
-            Some(v) => parse_timestamp(v).map_err(|r| RecordError::new(rid, &self.created_at, r))?,
+            Some(v) => {
+                parse_timestamp(v).map_err(|r| RecordError::new(rid, &self.created_at, r))?
+            }
         };
         let updated_at = match obj.get(&self.updated_at) {
             None | Some(Value::Null) => created_at,
-            Some(v) => parse_timestamp(v).map_err(|r| RecordError::new(rid, &self.updated_at, r))?,
+            Some(v) => {
+                parse_timestamp(v).map_err(|r| RecordError::new(rid, &self.updated_at, r))?
+            }
         };
         let mut attributes = Map::new();
         for name in &self.passthrough {
@@ -161,7 +165,9 @@ pub fn parse_timestamp(v: &Value) -> Result<DateTime<Utc>, String> {
                 return Ok(dt.with_timezone(&Utc));
             }
             if let Ok(n) = t.parse::<f64>() {
-                if t.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+                if t.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+                {
                     return from_epoch(n);
                 }
             }
@@ -239,7 +245,10 @@ mod tests {
             .parse(&json!({"id":"a","text":"hi","created_at":"2024-03-01T01:30:00+05:00"}))
             .unwrap();
         assert_eq!(r.created_at.to_rfc3339(), "2024-02-29T20:30:00+00:00");
-        assert_eq!(r.updated_at, r.created_at, "updated_at falls back to created_at");
+        assert_eq!(
+            r.updated_at, r.created_at,
+            "updated_at falls back to created_at"
+        );
     }
 
     #[test]
@@ -268,14 +277,38 @@ mod tests {
             (json!([1, 2]), "<record>", "expected a JSON object"),
             (json!({"text":"x","created_at":1}), "id", "missing"),
             (json!({"id":"","text":"x","created_at":1}), "id", "empty"),
-            (json!({"id":{},"text":"x","created_at":1}), "id", "expected a string"),
+            (
+                json!({"id":{},"text":"x","created_at":1}),
+                "id",
+                "expected a string",
+            ),
             (json!({"id":"a","created_at":1}), "text", "missing"),
-            (json!({"id":"a","text":"  ","created_at":1}), "text", "empty text"),
-            (json!({"id":"a","text":7,"created_at":1}), "text", "found a number"),
+            (
+                json!({"id":"a","text":"  ","created_at":1}),
+                "text",
+                "empty text",
+            ),
+            (
+                json!({"id":"a","text":7,"created_at":1}),
+                "text",
+                "found a number",
+            ),
             (json!({"id":"a","text":"x"}), "created_at", "missing"),
-            (json!({"id":"a","text":"x","created_at":"yesterday"}), "created_at", "unparseable"),
-            (json!({"id":"a","text":"x","created_at":true}), "created_at", "found a boolean"),
-            (json!({"id":"a","text":"x","created_at":1,"updated_at":"2024-13-01T00:00:00Z"}), "updated_at", "unparseable"),
+            (
+                json!({"id":"a","text":"x","created_at":"yesterday"}),
+                "created_at",
+                "unparseable",
+            ),
+            (
+                json!({"id":"a","text":"x","created_at":true}),
+                "created_at",
+                "found a boolean",
+            ),
+            (
+                json!({"id":"a","text":"x","created_at":1,"updated_at":"2024-13-01T00:00:00Z"}),
+                "updated_at",
+                "unparseable",
+            ),
         ];
         for (v, field, reason) in cases {
             let e = fm().parse(&v).unwrap_err();

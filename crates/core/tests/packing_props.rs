@@ -15,10 +15,18 @@ fn record() -> impl Strategy<Value = SourceRecord> {
         0i64..(40 * 86_400),
         0i64..86_400,
     )
-        .prop_filter("text must not be blank", |(_, t, _, _)| !t.trim().is_empty())
+        .prop_filter("text must not be blank", |(_, t, _, _)| {
+            !t.trim().is_empty()
+        })
         .prop_map(|(id, text, c, u)| {
             let created = Utc.timestamp_opt(1_700_000_000 + c, 0).unwrap();
-            SourceRecord { id, text, created_at: created, updated_at: created + chrono::Duration::seconds(u), attributes: Default::default() }
+            SourceRecord {
+                id,
+                text,
+                created_at: created,
+                updated_at: created + chrono::Duration::seconds(u),
+                attributes: Default::default(),
+            }
         })
 }
 

@@ -55,8 +55,10 @@ impl LocalCatalog {
     }
 
     fn save(&self, entry: &TableEntry) -> Result<(), BackendError> {
-        let json = serde_json::to_vec_pretty(entry).map_err(|e| BackendError::permanent("encode", self.path.display().to_string(), e))?;
-        write_atomic(&self.path, &json, 0).map_err(|e| BackendError::permanent("write", self.path.display().to_string(), e))
+        let json = serde_json::to_vec_pretty(entry)
+            .map_err(|e| BackendError::permanent("encode", self.path.display().to_string(), e))?;
+        write_atomic(&self.path, &json, 0)
+            .map_err(|e| BackendError::permanent("write", self.path.display().to_string(), e))
     }
 }
 
@@ -70,7 +72,11 @@ fn read_entry(path: &Path) -> Result<Option<TableEntry>, BackendError> {
             .map(Some)
             .map_err(|e| BackendError::permanent("parse catalog", path.display().to_string(), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BackendError::permanent("read", path.display().to_string(), e)),
+        Err(e) => Err(BackendError::permanent(
+            "read",
+            path.display().to_string(),
+            e,
+        )),
     }
 }
 
@@ -118,7 +124,11 @@ impl Catalog for LocalCatalog {
     async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError> {
         let mut state = self.state.lock().await;
         let entry = state.as_mut().ok_or_else(|| {
-            BackendError::permanent("add partitions", self.path.display().to_string(), "ensure_table was not called")
+            BackendError::permanent(
+                "add partitions",
+                self.path.display().to_string(),
+                "ensure_table was not called",
+            )
         })?;
         let before = entry.partitions.len();
         entry.partitions.extend(dts.iter().copied());
@@ -137,7 +147,10 @@ mod tests {
     async fn partitions_are_registered_once_and_survive_reload() {
         let dir = tempfile::tempdir().unwrap();
         let c = LocalCatalog::new(dir.path(), true);
-        assert!(c.add_partitions(&[]).await.is_err(), "table must exist first");
+        assert!(
+            c.add_partitions(&[]).await.is_err(),
+            "table must exist first"
+        );
         c.ensure_table().await.unwrap();
         let d1 = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
         let d2 = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
@@ -147,6 +160,9 @@ mod tests {
         assert_eq!(e.partitions.into_iter().collect::<Vec<_>>(), vec![d2, d1]);
         assert_eq!(e.columns.len(), COLUMNS.len());
         let other = LocalCatalog::new(dir.path(), false);
-        assert!(other.ensure_table().await.is_err(), "schema mismatch is refused");
+        assert!(
+            other.ensure_table().await.is_err(),
+            "schema mismatch is refused"
+        );
     }
 }

@@ -59,8 +59,15 @@ fn csv_cell(s: &str) -> String {
 
 fn csv(batches: &[RecordBatch]) -> Result<String, String> {
     let mut out = String::new();
-    let Some(first) = batches.first() else { return Ok(out) };
-    let header: Vec<String> = first.schema().fields().iter().map(|f| csv_cell(f.name())).collect();
+    let Some(first) = batches.first() else {
+        return Ok(out);
+    };
+    let header: Vec<String> = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| csv_cell(f.name()))
+        .collect();
     out.push_str(&header.join(","));
     out.push('\n');
     let opts = FormatOptions::default().with_null("");
@@ -72,7 +79,10 @@ fn csv(batches: &[RecordBatch]) -> Result<String, String> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         for row in 0..b.num_rows() {
-            let cells: Vec<String> = fmts.iter().map(|f| csv_cell(&f.value(row).to_string())).collect();
+            let cells: Vec<String> = fmts
+                .iter()
+                .map(|f| csv_cell(&f.value(row).to_string()))
+                .collect();
             out.push_str(&cells.join(","));
             out.push('\n');
         }
@@ -88,21 +98,33 @@ mod tests {
 
     fn batch() -> RecordBatch {
         RecordBatch::try_from_iter([
-            ("label", Arc::new(StringArray::from(vec!["a,b", "plain"])) as _),
-            ("x", Arc::new(Float64Array::from(vec![Some(0.5), None])) as _),
+            (
+                "label",
+                Arc::new(StringArray::from(vec!["a,b", "plain"])) as _,
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![Some(0.5), None])) as _,
+            ),
         ])
         .unwrap()
     }
 
     #[test]
     fn csv_quotes_and_blanks_nulls() {
-        assert_eq!(render(&[batch()], OutputFormat::Csv).unwrap(), "label,x\n\"a,b\",0.5\nplain,\n");
+        assert_eq!(
+            render(&[batch()], OutputFormat::Csv).unwrap(),
+            "label,x\n\"a,b\",0.5\nplain,\n"
+        );
     }
 
     #[test]
     fn json_lines_keep_types_and_nulls() {
         let out = render(&[batch()], OutputFormat::Json).unwrap();
-        let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows[0]["x"], 0.5);
         assert!(rows[1]["x"].is_null());
     }

@@ -11,7 +11,9 @@ use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
 use etl_core::output::{output_schema, PARTITION_COLUMN, TABLE_NAME};
 use etl_core::{BackendError, QueryEngine};
@@ -54,20 +56,27 @@ impl DataFusionQuery {
             )
         })?;
         let table_dir = dir.join(TABLE_NAME);
-        std::fs::create_dir_all(&table_dir).map_err(|e| BackendError::permanent("open lake", &target, e))?;
-        let abs = std::fs::canonicalize(&table_dir).map_err(|e| BackendError::permanent("open lake", &target, e))?;
-        let url = ListingTableUrl::parse(format!("{}/", abs.display())).map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        std::fs::create_dir_all(&table_dir)
+            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let abs = std::fs::canonicalize(&table_dir)
+            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let url = ListingTableUrl::parse(format!("{}/", abs.display()))
+            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![(PARTITION_COLUMN.to_string(), DataType::Utf8)]);
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(output_schema(entry.include_text));
-        let table = ListingTable::try_new(config).map_err(|e| BackendError::permanent("open lake", &target, e))?;
+        let table = ListingTable::try_new(config)
+            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
         let ctx = SessionContext::new();
         ctx.register_table(TABLE_NAME, Arc::new(table))
             .map_err(|e| BackendError::permanent("register table", &target, e))?;
-        for ddl in [DAILY_SENTIMENT_VIEW.to_string(), sentiment_latest_view(entry.include_text)] {
+        for ddl in [
+            DAILY_SENTIMENT_VIEW.to_string(),
+            sentiment_latest_view(entry.include_text),
+        ] {
             ctx.sql(&ddl)
                 .await
                 .map_err(|e| BackendError::permanent("create view", &target, e))?;
@@ -84,6 +93,8 @@ impl QueryEngine for DataFusionQuery {
             .sql(sql)
             .await
             .map_err(|e| BackendError::permanent("plan query", sql, e))?;
-        df.collect().await.map_err(|e| BackendError::permanent("run query", sql, e))
+        df.collect()
+            .await
+            .map_err(|e| BackendError::permanent("run query", sql, e))
     }
 }

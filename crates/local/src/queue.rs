@@ -122,9 +122,11 @@ impl InProcessQueue {
         use std::io::Write;
         let path = &self.cfg.dead_letter_path;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| BackendError::permanent("create dir", dir.display().to_string(), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| BackendError::permanent("create dir", dir.display().to_string(), e))?;
         }
-        let mut line = serde_json::to_string(dl).map_err(|e| BackendError::permanent("encode dead letter", &dl.message_id, e))?;
+        let mut line = serde_json::to_string(dl)
+            .map_err(|e| BackendError::permanent("encode dead letter", &dl.message_id, e))?;
         line.push('\n');
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -151,10 +153,18 @@ impl WorkQueue for InProcessQueue {
             permit.forget();
             let mut s = self.state.lock().await;
             if s.closed {
-                return Err(BackendError::permanent("send", "in-process queue", "queue is closed"));
+                return Err(BackendError::permanent(
+                    "send",
+                    "in-process queue",
+                    "queue is closed",
+                ));
             }
             s.next_id += 1;
-            let message_id = format!("msg-{:08}-{}", s.next_id, &m.content_id[..m.content_id.len().min(12)]);
+            let message_id = format!(
+                "msg-{:08}-{}",
+                s.next_id,
+                &m.content_id[..m.content_id.len().min(12)]
+            );
             s.ready.push_back(Stored {
                 message_id,
                 body: m.body.clone(),
@@ -182,7 +192,9 @@ impl WorkQueue for InProcessQueue {
                 if !s.ready.is_empty() {
                     let mut out = Vec::new();
                     while out.len() < max.max(1) {
-                        let Some(mut m) = s.ready.pop_front() else { break };
+                        let Some(mut m) = s.ready.pop_front() else {
+                            break;
+                        };
                         m.receive_count += 1;
                         s.next_receipt += 1;
                         let receipt = format!("rcpt-{}", s.next_receipt);
@@ -212,7 +224,11 @@ impl WorkQueue for InProcessQueue {
     async fn ack(&self, delivery: &Delivery) -> Result<(), BackendError> {
         let mut s = self.state.lock().await;
         if s.in_flight.remove(&delivery.receipt).is_none() {
-            return Err(BackendError::permanent("ack", &delivery.message_id, "unknown or expired receipt"));
+            return Err(BackendError::permanent(
+                "ack",
+                &delivery.message_id,
+                "unknown or expired receipt",
+            ));
         }
         let drained = s.closed && s.ready.is_empty() && s.in_flight.is_empty();
         drop(s);
@@ -226,7 +242,11 @@ impl WorkQueue for InProcessQueue {
     async fn release(&self, delivery: &Delivery, reason: &str) -> Result<(), BackendError> {
         let mut s = self.state.lock().await;
         let Some(mut m) = s.in_flight.remove(&delivery.receipt) else {
-            return Err(BackendError::permanent("release", &delivery.message_id, "unknown or expired receipt"));
+            return Err(BackendError::permanent(
+                "release",
+                &delivery.message_id,
+                "unknown or expired receipt",
+            ));
         };
         m.reasons.push(reason.to_owned());
         if m.receive_count >= self.cfg.max_receive_count {
@@ -237,7 +257,9 @@ impl WorkQueue for InProcessQueue {
                 reason: reason.to_owned(),
                 reasons: m.reasons.clone(),
                 receive_count: m.receive_count,
-                record_ids: decoded.map(|d| d.records.into_iter().map(|r| r.id).collect()).unwrap_or_default(),
+                record_ids: decoded
+                    .map(|d| d.records.into_iter().map(|r| r.id).collect())
+                    .unwrap_or_default(),
                 body: m.body,
                 dead_lettered_at: chrono::Utc::now().to_rfc3339(),
             };
@@ -305,7 +327,15 @@ mod tests {
         }
         assert_eq!(seen, 25);
         assert!(q.is_drained().await);
-        assert!(q.ack(&Delivery { message_id: "x".into(), receipt: "nope".into(), body: String::new(), receive_count: 1 }).await.is_err());
+        assert!(q
+            .ack(&Delivery {
+                message_id: "x".into(),
+                receipt: "nope".into(),
+                body: String::new(),
+                receive_count: 1
+            })
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -323,7 +353,9 @@ mod tests {
             for d in batch {
                 if d.body.contains("poison") {
                     receives.push(d.receive_count);
-                    q.release(&d, &format!("boom {}", d.receive_count)).await.unwrap();
+                    q.release(&d, &format!("boom {}", d.receive_count))
+                        .await
+                        .unwrap();
                 } else {
                     q.ack(&d).await.unwrap();
                 }
@@ -350,7 +382,10 @@ mod tests {
         for _ in 0..50 {
             tokio::task::yield_now().await;
         }
-        assert!(!blocked.is_finished(), "third send must wait for a free slot");
+        assert!(
+            !blocked.is_finished(),
+            "third send must wait for a free slot"
+        );
         let d = q.receive(1, Duration::from_secs(1)).await.unwrap();
         q.ack(&d[0]).await.unwrap();
         blocked.await.unwrap().unwrap();

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use etl_core::message::DEFAULT_MESSAGE_BUDGET;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
-    produce_with, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer, ProduceStats, Rejection,
-    SentimentAnalyzer, VaderAnalyzer, WorkQueue,
+    produce_with, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer,
+    ProduceStats, Rejection, SentimentAnalyzer, VaderAnalyzer, WorkQueue,
 };
 use futures::FutureExt as _;
 use serde::Serialize;
@@ -27,8 +27,8 @@ use tracing::{info, warn};
 use crate::catalog::LocalCatalog;
 use crate::queue::{InProcessQueue, QueueConfig};
 use crate::sink::FsSink;
-use crate::state::LakeState;
 use crate::source::{FileSource, InputFormat};
+use crate::state::LakeState;
 
 /// Settings of a local run.
 #[derive(Debug, Clone)]
@@ -193,7 +193,12 @@ impl RejectLog {
                 .path
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&self.path));
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.path)
+                });
             match open {
                 Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
                 Err(e) => {
@@ -242,17 +247,34 @@ pub async fn run_with(
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let lake = cfg.lake.clone();
-    let lake_err = |source| RunError::Lake { path: lake.clone(), source };
-    std::fs::create_dir_all(&lake)
-        .map_err(|e| lake_err(etl_core::BackendError::permanent("create", lake.display().to_string(), e)))?;
+    let lake_err = |source| RunError::Lake {
+        path: lake.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&lake).map_err(|e| {
+        lake_err(etl_core::BackendError::permanent(
+            "create",
+            lake.display().to_string(),
+            e,
+        ))
+    })?;
 
-    let format = cfg.format.unwrap_or_else(|| InputFormat::from_path(&cfg.input));
-    let mut source = FileSource::open_counted(&cfg.input, format, cfg.fields.clone(), counters.bytes_read.clone())
-        .map_err(|source| RunError::Input {
-            path: cfg.input.clone(),
-            source,
-        })?;
-    counters.total_bytes.store(source.total_bytes(), Ordering::Relaxed);
+    let format = cfg
+        .format
+        .unwrap_or_else(|| InputFormat::from_path(&cfg.input));
+    let mut source = FileSource::open_counted(
+        &cfg.input,
+        format,
+        cfg.fields.clone(),
+        counters.bytes_read.clone(),
+    )
+    .map_err(|source| RunError::Input {
+        path: cfg.input.clone(),
+        source,
+    })?;
+    counters
+        .total_bytes
+        .store(source.total_bytes(), Ordering::Relaxed);
 
     let catalog = Arc::new(LocalCatalog::new(&lake, cfg.include_text));
     catalog.ensure_table().await.map_err(lake_err)?;
@@ -275,8 +297,14 @@ pub async fn run_with(
 
     let mut workers = Vec::new();
     for worker in 0..cfg.workers.max(1) {
-        let (queue, sink, catalog, analyzer, counters, files) =
-            (queue.clone(), sink.clone(), catalog.clone(), analyzer.clone(), counters.clone(), files.clone());
+        let (queue, sink, catalog, analyzer, counters, files) = (
+            queue.clone(),
+            sink.clone(),
+            catalog.clone(),
+            analyzer.clone(),
+            counters.clone(),
+            files.clone(),
+        );
         let batch_size = cfg.batch_size.max(1);
         workers.push(tokio::spawn(async move {
             let consumer = Consumer {
@@ -341,7 +369,15 @@ pub async fn run_with(
         on_reject,
     };
     let mut packer = Packer::new(cfg.message_budget, None);
-    let produced = produce_with(&mut source, queue.as_ref(), &mut packer, &mut state, 10, |r| rejects.record(r)).await;
+    let produced = produce_with(
+        &mut source,
+        queue.as_ref(),
+        &mut packer,
+        &mut state,
+        10,
+        |r| rejects.record(r),
+    )
+    .await;
     queue.close().await;
     // Let consumers finish what was sent even when the producer failed.
     let mut messages_ok = 0;
@@ -358,7 +394,11 @@ pub async fn run_with(
     }
     let stats = produced?;
     rejects.finish().map_err(|e| {
-        lake_err(etl_core::BackendError::permanent("write", rejects.path.display().to_string(), e))
+        lake_err(etl_core::BackendError::permanent(
+            "write",
+            rejects.path.display().to_string(),
+            e,
+        ))
     })?;
     let (dl_msgs, dl_records) = queue.dead_letter_counts().await;
     state.save(&lake).map_err(lake_err)?;
@@ -375,7 +415,13 @@ pub async fn run_with(
         dead_letter_file: (dl_msgs > 0).then(|| LakePaths::dead_letters(&lake)),
         produce: stats,
     };
-    info!(message = "Run complete.", read = summary.produce.read, scored = summary.scored, rejected = summary.produce.rejected, dead_lettered = summary.dead_lettered_records);
+    info!(
+        message = "Run complete.",
+        read = summary.produce.read,
+        scored = summary.scored,
+        rejected = summary.produce.rejected,
+        dead_lettered = summary.dead_lettered_records
+    );
     Ok(summary)
 }
 

@@ -37,8 +37,16 @@ impl FsSink {
 
     fn path_of(&self, key: &str) -> Result<PathBuf, BackendError> {
         let rel = Path::new(key);
-        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            return Err(BackendError::permanent("put", key, "object key must be a relative path without `..`"));
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(BackendError::permanent(
+                "put",
+                key,
+                "object key must be a relative path without `..`",
+            ));
         }
         Ok(self.root.join(rel))
     }
@@ -46,9 +54,14 @@ impl FsSink {
 
 /// Write `bytes` to `path` atomically (temp file in the same directory + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8], unique: u64) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent"))?;
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
     let tmp = dir.join(format!(".{name}.{}.{unique}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -87,10 +100,17 @@ mod tests {
     async fn put_replaces_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let sink = FsSink::new(dir.path());
-        sink.put("dt=2024-01-01/part-a.parquet", Bytes::from_static(b"one")).await.unwrap();
-        sink.put("dt=2024-01-01/part-a.parquet", Bytes::from_static(b"two")).await.unwrap();
+        sink.put("dt=2024-01-01/part-a.parquet", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        sink.put("dt=2024-01-01/part-a.parquet", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
         let part = dir.path().join("sentiment/dt=2024-01-01");
-        let names: Vec<_> = std::fs::read_dir(&part).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&part)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("part-a.parquet")]);
         assert_eq!(std::fs::read(part.join("part-a.parquet")).unwrap(), b"two");
     }
@@ -102,7 +122,10 @@ mod tests {
         assert!(sink.put("../evil", Bytes::new()).await.is_err());
         std::fs::write(dir.path().join("file"), b"x").unwrap();
         let blocked = FsSink::new(&dir.path().join("file"));
-        let err = blocked.put("dt=2024-01-01/p.parquet", Bytes::new()).await.unwrap_err();
+        let err = blocked
+            .put("dt=2024-01-01/p.parquet", Bytes::new())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("write"), "{err}");
     }
 }

@@ -33,7 +33,11 @@ pub enum InputFormat {
 impl InputFormat {
     /// Guess from the file extension: `.csv` is CSV, anything else JSON lines.
     pub fn from_path(path: &Path) -> Self {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
             Some(e) if e == "csv" => InputFormat::Csv,
             _ => InputFormat::JsonLines,
         }
@@ -71,10 +75,17 @@ impl FileSource {
         fields: FieldMap,
         bytes_read: Arc<AtomicU64>,
     ) -> Result<Self, BackendError> {
-        let file = File::open(path).map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
-        let meta = file.metadata().map_err(|e| BackendError::permanent("stat", path.display().to_string(), e))?;
+        let file = File::open(path)
+            .map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| BackendError::permanent("stat", path.display().to_string(), e))?;
         if meta.is_dir() {
-            return Err(BackendError::permanent("open", path.display().to_string(), "is a directory, expected a file"));
+            return Err(BackendError::permanent(
+                "open",
+                path.display().to_string(),
+                "is a directory, expected a file",
+            ));
         }
         let total_bytes = meta.len();
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -91,11 +102,19 @@ impl FileSource {
                     InputFormat::Csv => read_csv(counter, &fields, &tx),
                 };
                 if let Err(e) = result {
-                    let _ = tx.blocking_send(Err(BackendError::permanent("read", path.display().to_string(), e)));
+                    let _ = tx.blocking_send(Err(BackendError::permanent(
+                        "read",
+                        path.display().to_string(),
+                        e,
+                    )));
                 }
             })
             .map_err(|e| BackendError::permanent("spawn reader", "etl-source", e))?;
-        Ok(Self { rx, bytes_read, total_bytes })
+        Ok(Self {
+            rx,
+            bytes_read,
+            total_bytes,
+        })
     }
 
     /// Shared counter of input bytes consumed so far (for progress bars).
@@ -140,8 +159,11 @@ fn send_chunk(tx: &Tx, chunk: &mut Vec<SourceItem>) -> bool {
     if chunk.is_empty() {
         return true;
     }
-    tx.blocking_send(Ok(std::mem::replace(chunk, Vec::with_capacity(CHUNK_LINES))))
-        .is_ok()
+    tx.blocking_send(Ok(std::mem::replace(
+        chunk,
+        Vec::with_capacity(CHUNK_LINES),
+    )))
+    .is_ok()
 }
 
 fn reject(line: u64, id: Option<String>, field: Option<String>, reason: String) -> SourceItem {
@@ -158,7 +180,12 @@ pub fn parse_json_line(bytes: &[u8], line: u64, fields: &FieldMap) -> SourceItem
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            return reject(line, None, None, format!("invalid UTF-8 at byte {}", e.valid_up_to()));
+            return reject(
+                line,
+                None,
+                None,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            );
         }
     };
     let value: Value = match serde_json::from_str(text) {
@@ -209,7 +236,14 @@ fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
         .flexible(true)
         .from_reader(BufReader::with_capacity(1 << 20, r));
     let headers: Vec<String> = match reader.byte_headers() {
-        Ok(h) => h.iter().map(|b| String::from_utf8_lossy(b).trim_start_matches('\u{feff}').to_string()).collect(),
+        Ok(h) => h
+            .iter()
+            .map(|b| {
+                String::from_utf8_lossy(b)
+                    .trim_start_matches('\u{feff}')
+                    .to_string()
+            })
+            .collect(),
         Err(e) => return Err(std::io::Error::other(format!("CSV header: {e}"))),
     };
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
@@ -286,7 +320,9 @@ mod tests {
         items
             .iter()
             .filter_map(|i| match i {
-                SourceItem::Rejected(r) => Some((r.location.clone(), r.field.clone(), r.reason.clone())),
+                SourceItem::Rejected(r) => {
+                    Some((r.location.clone(), r.field.clone(), r.reason.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -297,13 +333,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("in.jsonl");
         let mut f = File::create(&p).unwrap();
-        f.write_all(b"{\"id\":\"1\",\"text\":\"good\",\"created_at\":\"2024-01-01T00:00:00Z\"}\n").unwrap();
+        f.write_all(b"{\"id\":\"1\",\"text\":\"good\",\"created_at\":\"2024-01-01T00:00:00Z\"}\n")
+            .unwrap();
         f.write_all(b"not json\n").unwrap();
         f.write_all(b"\n").unwrap();
         f.write_all(b"[1,2]\r\n").unwrap();
-        f.write_all(b"{\"id\":\"4\",\"text\":\"caf\xe9\",\"created_at\":1}\n").unwrap();
-        f.write_all(b"{\"id\":\"5\",\"text\":\"\",\"created_at\":1}\n").unwrap();
-        f.write_all(b"{\"id\":\"6\",\"text\":\"last, no newline\",\"created_at\":1700000000000}").unwrap();
+        f.write_all(b"{\"id\":\"4\",\"text\":\"caf\xe9\",\"created_at\":1}\n")
+            .unwrap();
+        f.write_all(b"{\"id\":\"5\",\"text\":\"\",\"created_at\":1}\n")
+            .unwrap();
+        f.write_all(b"{\"id\":\"6\",\"text\":\"last, no newline\",\"created_at\":1700000000000}")
+            .unwrap();
         drop(f);
         let items = collect(&p, InputFormat::JsonLines).await;
         assert_eq!(items.len(), 6, "blank line is not an item");
@@ -314,10 +354,19 @@ mod tests {
         assert_eq!(rej[1].0, "line 4");
         assert_eq!(rej[2].0, "line 5");
         assert!(rej[2].2.contains("invalid UTF-8"));
-        assert_eq!((rej[3].0.as_str(), rej[3].1.as_deref()), ("line 6", Some("text")));
+        assert_eq!(
+            (rej[3].0.as_str(), rej[3].1.as_deref()),
+            ("line 6", Some("text"))
+        );
         let good: Vec<_> = items
             .iter()
-            .filter_map(|i| if let SourceItem::Record(r) = i { Some(r.id.as_str()) } else { None })
+            .filter_map(|i| {
+                if let SourceItem::Record(r) = i {
+                    Some(r.id.as_str())
+                } else {
+                    None
+                }
+            })
             .collect();
         assert_eq!(good, vec!["1", "6"]);
     }
@@ -350,16 +399,23 @@ mod tests {
         }
         let rej = rejected(&items);
         assert_eq!(rej.len(), 2);
-        assert_eq!(rej[0].0, "line 5", "line numbers count the embedded newline");
+        assert_eq!(
+            rej[0].0, "line 5",
+            "line numbers count the embedded newline"
+        );
         assert_eq!(rej[0].1.as_deref(), Some("text"));
         assert!(rej[1].2.contains("columns"));
     }
 
     #[tokio::test]
     async fn missing_file_is_fatal() {
-        let err = FileSource::open(Path::new("/nonexistent/x.jsonl"), InputFormat::JsonLines, FieldMap::default())
-            .err()
-            .unwrap();
+        let err = FileSource::open(
+            Path::new("/nonexistent/x.jsonl"),
+            InputFormat::JsonLines,
+            FieldMap::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("/nonexistent/x.jsonl"));
     }
 }

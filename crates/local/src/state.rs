@@ -37,7 +37,11 @@ pub fn fingerprint(r: &SourceRecord) -> u64 {
     };
     r.id.bytes().for_each(&mut eat);
     eat(0);
-    r.updated_at.timestamp_micros().to_le_bytes().into_iter().for_each(eat);
+    r.updated_at
+        .timestamp_micros()
+        .to_le_bytes()
+        .into_iter()
+        .for_each(eat);
     h
 }
 
@@ -55,15 +59,23 @@ impl LakeState {
     pub fn load(lake: &Path) -> Result<Self, BackendError> {
         let wp = watermark_path(lake);
         let watermark = match std::fs::read(&wp) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| BackendError::permanent("parse", wp.display().to_string(), e))?,
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| BackendError::permanent("parse", wp.display().to_string(), e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Watermark::default(),
             Err(e) => return Err(BackendError::permanent("read", wp.display().to_string(), e)),
         };
         let fp = fingerprints_path(lake);
         let sent = match std::fs::read(&fp) {
             Ok(b) => {
-                if b.len() < MAGIC.len() || &b[..MAGIC.len()] != MAGIC || (b.len() - MAGIC.len()) % 8 != 0 {
-                    return Err(BackendError::permanent("parse", fp.display().to_string(), "not a fingerprint file"));
+                if b.len() < MAGIC.len()
+                    || &b[..MAGIC.len()] != MAGIC
+                    || (b.len() - MAGIC.len()) % 8 != 0
+                {
+                    return Err(BackendError::permanent(
+                        "parse",
+                        fp.display().to_string(),
+                        "not a fingerprint file",
+                    ));
                 }
                 b[MAGIC.len()..]
                     .chunks_exact(8)
@@ -73,7 +85,11 @@ impl LakeState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(BackendError::permanent("read", fp.display().to_string(), e)),
         };
-        Ok(Self { watermark, sent, new: HashSet::new() })
+        Ok(Self {
+            watermark,
+            sent,
+            new: HashSet::new(),
+        })
     }
 
     /// Forget everything (a `--full` run sends all records again).
@@ -104,10 +120,13 @@ impl LakeState {
             bytes.extend_from_slice(&f.to_le_bytes());
         }
         let fp = fingerprints_path(lake);
-        write_atomic(&fp, &bytes, 0).map_err(|e| BackendError::permanent("write", fp.display().to_string(), e))?;
+        write_atomic(&fp, &bytes, 0)
+            .map_err(|e| BackendError::permanent("write", fp.display().to_string(), e))?;
         let wp = watermark_path(lake);
-        let json = serde_json::to_vec_pretty(&self.watermark).map_err(|e| BackendError::permanent("encode", wp.display().to_string(), e))?;
-        write_atomic(&wp, &json, 0).map_err(|e| BackendError::permanent("write", wp.display().to_string(), e))
+        let json = serde_json::to_vec_pretty(&self.watermark)
+            .map_err(|e| BackendError::permanent("encode", wp.display().to_string(), e))?;
+        write_atomic(&wp, &json, 0)
+            .map_err(|e| BackendError::permanent("write", wp.display().to_string(), e))
     }
 }
 
@@ -130,7 +149,13 @@ mod tests {
 
     fn rec(id: &str, secs: i64) -> SourceRecord {
         let t = Utc.timestamp_opt(secs, 0).unwrap();
-        SourceRecord { id: id.into(), text: "x".into(), created_at: t, updated_at: t, attributes: Default::default() }
+        SourceRecord {
+            id: id.into(),
+            text: "x".into(),
+            created_at: t,
+            updated_at: t,
+            attributes: Default::default(),
+        }
     }
 
     #[test]
@@ -147,7 +172,10 @@ mod tests {
         assert!(!s.is_new(&rec("a", 100)));
         assert!(!s.is_new(&rec("b", 50)));
         assert!(s.is_new(&rec("a", 101)), "updated record");
-        assert!(s.is_new(&rec("c", 10)), "new record older than the watermark");
+        assert!(
+            s.is_new(&rec("c", 10)),
+            "new record older than the watermark"
+        );
         assert_eq!(s.watermark.at.unwrap().timestamp(), 100);
     }
 
