@@ -69,7 +69,7 @@ impl LakeState {
             Ok(b) => {
                 if b.len() < MAGIC.len()
                     || &b[..MAGIC.len()] != MAGIC
-                    || (b.len() - MAGIC.len()) % 8 != 0
+                    || !(b.len() - MAGIC.len()).is_multiple_of(8)
                 {
                     return Err(BackendError::permanent(
                         "parse",
