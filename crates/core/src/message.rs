@@ -246,9 +246,9 @@ fn seal(mut pending: Vec<(SourceRecord, String)>) -> OutgoingMessage {
 pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
     let raw: serde_json::Value =
         serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| MessageError::Malformed("body is not a JSON object".into()))?;
+    let serde_json::Value::Object(mut obj) = raw else {
+        return Err(MessageError::Malformed("body is not a JSON object".into()));
+    };
     let v = obj
         .get("v")
         .and_then(serde_json::Value::as_u64)
@@ -256,31 +256,33 @@ pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
     if v != MESSAGE_VERSION {
         return Err(MessageError::UnsupportedVersion(v));
     }
-    let claimed = obj
-        .get("content_id")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| {
-            MessageError::Malformed("field `content_id` missing or not a string".into())
-        })?
-        .to_owned();
-    let list = obj
-        .get("records")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| MessageError::Malformed("field `records` missing or not an array".into()))?;
+    let claimed = match obj.remove("content_id") {
+        Some(serde_json::Value::String(s)) => s,
+        _ => {
+            return Err(MessageError::Malformed(
+                "field `content_id` missing or not a string".into(),
+            ))
+        }
+    };
+    let list = match obj.remove("records") {
+        Some(serde_json::Value::Array(list)) => list,
+        _ => {
+            return Err(MessageError::Malformed(
+                "field `records` missing or not an array".into(),
+            ))
+        }
+    };
     if list.is_empty() {
         return Err(MessageError::Malformed("field `records` is empty".into()));
     }
     let mut records = Vec::with_capacity(list.len());
-    for (index, r) in list.iter().enumerate() {
-        let rec: SourceRecord =
-            serde_json::from_value(r.clone()).map_err(|e| MessageError::Record {
-                index,
-                source: crate::error::RecordError::new(
-                    r.get("id").and_then(|v| v.as_str()),
-                    "<record>",
-                    e.to_string(),
-                ),
-            })?;
+    for (index, r) in list.into_iter().enumerate() {
+        let id = r.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+        // Owned value: deserialising moves the strings instead of copying them.
+        let rec: SourceRecord = serde_json::from_value(r).map_err(|e| MessageError::Record {
+            index,
+            source: crate::error::RecordError::new(id.as_deref(), "<record>", e.to_string()),
+        })?;
         if rec.text.trim().is_empty() {
             return Err(MessageError::Record {
                 index,
@@ -289,9 +291,10 @@ pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
         }
         records.push(rec);
     }
-    let mut sorted = records.clone();
-    canonical_order(&mut sorted);
-    let encoded: Vec<String> = sorted.iter().map(record_json).collect();
+    // Producers send records in canonical order already; sorting in place is
+    // then a linear check, and no second copy of the records is made.
+    canonical_order(&mut records);
+    let encoded: Vec<String> = records.iter().map(record_json).collect();
     let actual = content_id_of(&encoded);
     if actual != claimed {
         return Err(MessageError::ContentIdMismatch { claimed, actual });
@@ -299,7 +302,7 @@ pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
     Ok(QueueMessage {
         v,
         content_id: claimed,
-        records: sorted,
+        records,
     })
 }
 
