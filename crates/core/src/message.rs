@@ -52,10 +52,11 @@ fn record_json(r: &SourceRecord) -> String {
 }
 
 /// Compute the content id of a set of records already in canonical order.
-fn content_id_of(encoded_records: &[String]) -> String {
+fn content_id_of<S: AsRef<str>>(encoded_records: &[S]) -> String {
     let mut h = Sha256::new();
     h.update(b"etl-message-v1\n");
     for r in encoded_records {
+        let r = r.as_ref();
         h.update((r.len() as u64).to_le_bytes());
         h.update(r.as_bytes());
     }
@@ -243,7 +244,143 @@ fn seal(mut pending: Vec<(SourceRecord, String)>) -> OutgoingMessage {
 }
 
 /// Decode and verify a message body.
+///
+/// Messages our producer wrote take a fast path: one typed parse, then the
+/// content id is checked over the records' bytes exactly as they appear in
+/// the body (the producer hashed those very bytes), with no re-encoding.
+/// Anything else — a malformed body, a bad record, records out of order, a
+/// body re-formatted by someone else — goes through the full path below,
+/// which names the failing record and field and re-derives the canonical id.
 pub fn decode_message(body: &str) -> Result<QueueMessage, MessageError> {
+    decode_fast(body).map_or_else(|| decode_full(body), Ok)
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    v: u64,
+    content_id: String,
+    records: Vec<SourceRecord>,
+}
+
+fn decode_fast(body: &str) -> Option<QueueMessage> {
+    let env: Envelope = serde_json::from_str(body).ok()?;
+    if env.v != MESSAGE_VERSION
+        || env.records.is_empty()
+        || env.records.iter().any(|r| r.text.trim().is_empty())
+        || !env.records.is_sorted_by(|a, b| {
+            a.id.cmp(&b.id).then(a.updated_at.cmp(&b.updated_at)).is_le()
+        })
+    {
+        return None;
+    }
+    let raw = raw_records(body)?;
+    if raw.len() != env.records.len() || content_id_of(&raw) != env.content_id {
+        return None;
+    }
+    Some(QueueMessage {
+        v: env.v,
+        content_id: env.content_id,
+        records: env.records,
+    })
+}
+
+/// The source text of each element of the top-level `records` array, in a
+/// body serde has already accepted as JSON. `None` when the array is not
+/// found under that exact (unescaped) key.
+fn raw_records(body: &str) -> Option<Vec<&str>> {
+    let b = body.as_bytes();
+    let ws = |mut i: usize| {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = ws(i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = json_value_end(b, i)?;
+        let key = &body[i + 1..key_end - 1];
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        if key == "records" {
+            if b.get(i) != Some(&b'[') {
+                return None;
+            }
+            let mut out = Vec::new();
+            i = ws(i + 1);
+            if b.get(i) == Some(&b']') {
+                return Some(out);
+            }
+            loop {
+                let end = json_value_end(b, i)?;
+                out.push(&body[i..end]);
+                i = ws(end);
+                match b.get(i) {
+                    Some(b',') => i = ws(i + 1),
+                    Some(b']') => return Some(out),
+                    _ => return None,
+                }
+            }
+        }
+        i = ws(json_value_end(b, i)?);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// End (exclusive) of the JSON value starting at `start` in valid JSON.
+fn json_value_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    let mut depth = 0usize;
+    let mut in_string = false;
+    loop {
+        let c = *b.get(i)?;
+        i += 1;
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' => {
+                    in_string = false;
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Some(i - 1), // ends a scalar
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b',' | b' ' | b'\t' | b'\n' | b'\r' if depth == 0 => return Some(i - 1),
+            _ => {}
+        }
+        if depth == 0 && i >= b.len() {
+            return Some(i);
+        }
+    }
+}
+
+fn decode_full(body: &str) -> Result<QueueMessage, MessageError> {
     let raw: serde_json::Value =
         serde_json::from_str(body).map_err(|e| MessageError::Malformed(e.to_string()))?;
     let serde_json::Value::Object(mut obj) = raw else {
@@ -415,6 +552,55 @@ mod tests {
             decode_message(bad_rec),
             Err(MessageError::Record { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn fast_and_full_decoding_accept_and_reject_the_same_bodies() {
+        let recs = vec![
+            rec("b", "second \"quoted\" {not: json} ] , text"),
+            rec("a", "first, with [brackets] and \\ backslash"),
+            rec("c", "ünïcödé 😀 text"),
+        ];
+        let m = build_message(recs);
+        let fast = decode_fast(&m.body).expect("our own body takes the fast path");
+        assert_eq!(Ok(fast.clone()), decode_full(&m.body));
+        assert_eq!(fast.content_id, m.content_id);
+
+        // Re-formatted by a JSON tool: not the bytes the producer hashed, so
+        // the fast path declines and the full path re-derives the same id.
+        let value: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        assert!(decode_fast(&pretty).is_none());
+        assert_eq!(decode_message(&pretty), Ok(fast.clone()));
+
+        // Keys in another order, records out of canonical order.
+        let mut reordered = value.clone();
+        reordered["records"].as_array_mut().unwrap().reverse();
+        let body = format!(
+            r#"{{"records":{},"content_id":"{}","v":1}}"#,
+            reordered["records"], m.content_id
+        );
+        assert!(decode_fast(&body).is_none());
+        assert_eq!(decode_message(&body), Ok(fast.clone()));
+
+        // One changed byte inside a record fails both ways.
+        let tampered = m.body.replacen("second", "Second", 1);
+        assert!(decode_fast(&tampered).is_none());
+        assert!(matches!(
+            decode_message(&tampered),
+            Err(MessageError::ContentIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn raw_record_slices_follow_json_structure() {
+        let body = r#" { "v" : 1 , "x" : {"records":[1]}, "records" : [ {"a":"]"} , [1,{"b":[]}] , "s\"]" , 12.5e3 , true ] , "z":null }"#;
+        assert_eq!(
+            raw_records(body).unwrap(),
+            vec![r#"{"a":"]"}"#, r#"[1,{"b":[]}]"#, r#""s\"]""#, "12.5e3", "true"]
+        );
+        assert_eq!(raw_records(r#"{"v":1}"#), None);
+        assert_eq!(raw_records(r#"{"records":[]}"#), Some(vec![]));
     }
 
     fn rec_on(id: &str, day: u32) -> SourceRecord {

@@ -57,8 +57,20 @@ pub(super) fn isupper(s: &str) -> bool {
 /// `s.lower()`. Exact except that U+03A3 always becomes U+03C3 (CPython picks
 /// U+03C2 at the end of a word); both are non-ASCII and in no VADER key, so
 /// look-ups and comparisons are unaffected.
+#[cfg(test)]
 pub(super) fn lower(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    lower_into(s, &mut out);
+    out
+}
+
+/// [`lower`], appended to `out`.
+pub(super) fn lower_into(s: &str, out: &mut String) {
+    if s.is_ascii() {
+        // One pass over bytes; ASCII lower-casing keeps the string ASCII.
+        out.extend(s.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        return;
+    }
     for c in s.chars() {
         if c.is_ascii() {
             out.push(c.to_ascii_lowercase());
@@ -69,14 +81,35 @@ pub(super) fn lower(s: &str) -> String {
             }
         }
     }
-    out
 }
 
 /// `round(value, digits)` for a finite float: the exact binary value rounded
-/// to `digits` decimals, ties to even, then the nearest double. Rust's
-/// fixed-precision formatting performs exactly that decimal rounding, and
-/// `parse` is correctly rounded, so the composition equals CPython's.
+/// to `digits` decimals, ties to even, then the nearest double.
+///
+/// Fast path: with `y = value * 10^digits` (one rounding, error ≤ half an ulp
+/// of `y`, under 1e-11 for |value| ≤ 1e4), the decimal to keep is `y`
+/// rounded to an integer `k` whenever `y` is not within 1e-6 of a half;
+/// `k / 10^digits`, a single correctly rounded division of two exact
+/// doubles, is then the nearest double to that decimal. Values near a half
+/// (where the exact binary value decides the tie), huge values and
+/// non-finite ones take the exact path.
 pub(super) fn round(value: f64, digits: usize) -> f64 {
+    const SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+    if digits < SCALE.len() && value.abs() <= 1e4 {
+        let scale = SCALE[digits];
+        let y = value * scale;
+        let frac = y - y.floor();
+        if (frac - 0.5).abs() > 1e-6 {
+            return y.round() / scale;
+        }
+    }
+    round_exact(value, digits)
+}
+
+/// The exact path of [`round`]: Rust's fixed-precision formatting performs
+/// exactly CPython's decimal rounding of the binary value (ties to even),
+/// and `parse` is correctly rounded, so the composition equals CPython's.
+fn round_exact(value: f64, digits: usize) -> f64 {
     format!("{value:.digits$}").parse::<f64>().unwrap_or(value)
 }
 
@@ -143,5 +176,37 @@ mod tests {
         assert_eq!(round(0.8316, 4), 0.8316);
         assert_eq!(round(-0.000_04, 3).to_bits(), (-0.0_f64).to_bits());
         assert_eq!(round(1.0, 4), 1.0);
+        assert_eq!(round(0.0005, 3), 0.001); // 0.0005 is 0.000500000000000000010…
+        assert_eq!(round(0.0015, 3), 0.002); // 0.0015 is 0.00150000000000000003…
+        assert_eq!(round(0.0025, 3), 0.003); // 0.0025 is 0.00250000000000000005…
+        assert_eq!(round(0.125, 2), 0.12); // an exact tie: to even
+        assert_eq!(round(-0.8316, 4), -0.8316);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_round_equals_the_exact_decimal_rounding(
+            value in -1.0f64..=1.0,
+            digits in 0usize..=4,
+        ) {
+            proptest::prop_assert_eq!(
+                round(value, digits).to_bits(),
+                round_exact(value, digits).to_bits()
+            );
+        }
+
+        #[test]
+        fn fast_round_equals_exact_on_vader_shaped_ratios(
+            num in 0u32..400,
+            den in 1u32..400,
+            digits in 3usize..=4,
+        ) {
+            // neg/neu/pos are ratios of small sums; ties are likeliest there.
+            let value = f64::from(num.min(den)) / f64::from(den);
+            proptest::prop_assert_eq!(
+                round(value, digits).to_bits(),
+                round_exact(value, digits).to_bits()
+            );
+        }
     }
 }
