@@ -77,3 +77,5 @@ fmt:
 
 -include make/sam.mk
 -include make/bench.mk
+-include make/reliability.mk
+-include make/fuzz.mk

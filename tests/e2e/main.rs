@@ -2,6 +2,7 @@
 
 mod aws;
 mod dead_letters;
+mod faults;
 mod lake;
 mod local;
 mod support;

@@ -1,8 +1,16 @@
 //! The source table as a core [`RecordSource`]: a parallel, paginated Scan.
 //!
 //! Each of N segments is scanned by its own task; pages flow through a bounded
-//! channel (so a slow queue slows the scan instead of buffering the table in
-//! memory) and come out of [`DynamoSource::next_chunk`] one page at a time.
+//! channel per segment (so a slow queue slows the scan instead of buffering
+//! the table in memory) and come out of [`DynamoSource::next_chunk`] one page
+//! at a time, in a fixed round-robin order over the unfinished segments
+//! (segment 0's next page, then segment 1's, …) whatever order the pages
+//! arrive in. The records, and so the messages packed from them and their
+//! content ids, are then the same every time the same table is scanned from
+//! the same checkpoint: a run that fails or is killed before it saves its
+//! checkpoint, run again, re-sends identical messages, and the consumer
+//! overwrites its own objects instead of writing the records a second time
+//! under other keys.
 //! The source remembers, per segment, the LastEvaluatedKey of the last page it
 //! *handed out*, so the producer can checkpoint at a page boundary after the
 //! records of those pages are sent, and resume exactly there.
@@ -122,7 +130,10 @@ struct ScanRequest {
 /// A parallel Scan of the source table. See the module docs.
 pub struct DynamoSource {
     table: String,
-    rx: mpsc::Receiver<Result<Page, BackendError>>,
+    /// The unfinished segments' channels, in segment order.
+    rxs: Vec<mpsc::Receiver<Result<Page, BackendError>>>,
+    /// Index into `rxs` of the segment whose page comes next.
+    next: usize,
     tasks: Vec<JoinHandle<()>>,
     positions: Vec<SegmentPosition>,
     pages: u64,
@@ -161,7 +172,7 @@ impl DynamoSource {
             fields: config.fields,
         });
         // Each segment has at most one page queued and one in flight.
-        let (tx, rx) = mpsc::channel(total);
+        let mut rxs = Vec::with_capacity(total);
         let mut tasks = Vec::with_capacity(total);
         for (segment, pos) in positions.iter().enumerate() {
             let (start, pages) = match pos {
@@ -178,18 +189,21 @@ impl DynamoSource {
                     (Some(key), *pages)
                 }
             };
+            let (tx, rx) = mpsc::channel(1);
+            rxs.push(rx);
             tasks.push(tokio::spawn(scan_segment(
                 client.clone(),
                 Arc::clone(&request),
                 segment,
                 start,
                 pages,
-                tx.clone(),
+                tx,
             )));
         }
         Ok(Self {
             table: config.table,
-            rx,
+            rxs,
+            next: 0,
             tasks,
             positions,
             pages: 0,
@@ -222,21 +236,38 @@ impl Drop for DynamoSource {
 #[async_trait]
 impl RecordSource for DynamoSource {
     async fn next_chunk(&mut self) -> Result<Option<Vec<SourceItem>>, BackendError> {
-        match self.rx.recv().await {
-            None => Ok(None),
-            Some(Err(e)) => Err(e),
-            Some(Ok(page)) => {
-                self.pages += 1;
-                self.positions[page.segment] = match page.next {
-                    Some(key) => SegmentPosition::After {
-                        key: key_to_json(&key),
-                        pages: page.number,
-                    },
-                    None => SegmentPosition::Done,
-                };
-                Ok(Some(page.items))
+        // Cancel-safe: nothing changes until a page (or the end of a segment)
+        // has been received.
+        while !self.rxs.is_empty() {
+            let i = self.next % self.rxs.len();
+            match self.rxs[i].recv().await {
+                // The segment's task ended without a last page (aborted):
+                // drop it from the rotation.
+                None => {
+                    self.rxs.remove(i);
+                    self.next = i;
+                }
+                Some(Err(e)) => return Err(e),
+                Some(Ok(page)) => {
+                    self.pages += 1;
+                    self.positions[page.segment] = match page.next {
+                        Some(key) => SegmentPosition::After {
+                            key: key_to_json(&key),
+                            pages: page.number,
+                        },
+                        None => SegmentPosition::Done,
+                    };
+                    if self.positions[page.segment] == SegmentPosition::Done {
+                        self.rxs.remove(i);
+                        self.next = i;
+                    } else {
+                        self.next = i + 1;
+                    }
+                    return Ok(Some(page.items));
+                }
             }
         }
+        Ok(None)
     }
 }
 
@@ -356,7 +387,9 @@ async fn scan_segment(
 }
 
 /// One item to a record or a rejection naming where it was and which field failed.
-fn convert(
+/// (Public for the fuzz targets in `fuzz/`.)
+#[doc(hidden)]
+pub fn convert(
     fields: &FieldMap,
     item: &HashMap<String, AttributeValue>,
     index: usize,

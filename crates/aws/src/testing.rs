@@ -30,6 +30,13 @@ use serde_json::{json, Value};
 
 use crate::Clients;
 
+mod comprehend_stub;
+pub mod faults;
+mod http;
+
+pub use comprehend_stub::{stub_label, ComprehendStub, StubCounts};
+pub use faults::{Fault, FaultCounts, FaultProxy, Rule, Trigger};
+
 /// A running moto_server.
 #[derive(Debug)]
 pub struct Moto {
@@ -105,6 +112,11 @@ impl Moto {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`, for a [`FaultProxy`] in front of it.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// An SDK configuration for moto in `us-east-1`. Build one per test:
@@ -267,4 +279,38 @@ pub fn sqs_event_json(deliveries: &[Delivery], queue_arn: &str) -> Value {
         })
         .collect();
     json!({ "Records": records })
+}
+
+/// Create a work queue whose messages move to a new dead-letter queue after
+/// `max_receive_count` receives (SQS redrive policy). Returns (queue URL,
+/// dead-letter queue URL).
+pub async fn create_queue_with_dlq(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq = create_queue(client, &format!("{name}-dlq")).await;
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("queue ARN");
+    let policy =
+        json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count.to_string()});
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .expect("CreateQueue with a redrive policy")
+        .queue_url
+        .expect("queue url");
+    (url, dlq)
 }

@@ -54,6 +54,16 @@ impl FsSink {
 
 /// Write `bytes` to `path` atomically (temp file in the same directory + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8], unique: u64) -> std::io::Result<()> {
+    write_atomic_with(path, unique, |f| f.write_all(bytes))
+}
+
+/// Write `path` atomically with whatever `fill` writes: a temp file in the
+/// same directory, synced, then renamed over the final name.
+pub fn write_atomic_with(
+    path: &Path,
+    unique: u64,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("path has no parent"))?;
@@ -65,7 +75,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], unique: u64) -> std::io::Result<(
     let tmp = dir.join(format!(".{name}.{}.{unique}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

@@ -152,7 +152,9 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-type Tx = mpsc::Sender<Result<Vec<SourceItem>, BackendError>>;
+/// The channel a reader thread hands chunks over.
+#[doc(hidden)]
+pub type Tx = mpsc::Sender<Result<Vec<SourceItem>, BackendError>>;
 
 /// Returns Err only for I/O failures; a closed channel (consumer gone) ends quietly.
 fn send_chunk(tx: &Tx, chunk: &mut Vec<SourceItem>) -> bool {
@@ -198,7 +200,9 @@ pub fn parse_json_line(bytes: &[u8], line: u64, fields: &FieldMap) -> SourceItem
     }
 }
 
-fn read_json_lines<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
+/// The JSON-lines reader loop (public for the fuzz targets in `fuzz/`).
+#[doc(hidden)]
+pub fn read_json_lines<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 20, r);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
@@ -230,7 +234,9 @@ fn read_json_lines<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result
     Ok(())
 }
 
-fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
+/// The CSV reader loop (public for the fuzz targets in `fuzz/`).
+#[doc(hidden)]
+pub fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
