@@ -268,7 +268,9 @@ fn decode_fast(body: &str) -> Option<QueueMessage> {
         || env.records.is_empty()
         || env.records.iter().any(|r| r.text.trim().is_empty())
         || !env.records.is_sorted_by(|a, b| {
-            a.id.cmp(&b.id).then(a.updated_at.cmp(&b.updated_at)).is_le()
+            a.id.cmp(&b.id)
+                .then(a.updated_at.cmp(&b.updated_at))
+                .is_le()
         })
     {
         return None;
@@ -597,7 +599,13 @@ mod tests {
         let body = r#" { "v" : 1 , "x" : {"records":[1]}, "records" : [ {"a":"]"} , [1,{"b":[]}] , "s\"]" , 12.5e3 , true ] , "z":null }"#;
         assert_eq!(
             raw_records(body).unwrap(),
-            vec![r#"{"a":"]"}"#, r#"[1,{"b":[]}]"#, r#""s\"]""#, "12.5e3", "true"]
+            vec![
+                r#"{"a":"]"}"#,
+                r#"[1,{"b":[]}]"#,
+                r#""s\"]""#,
+                "12.5e3",
+                "true"
+            ]
         );
         assert_eq!(raw_records(r#"{"v":1}"#), None);
         assert_eq!(raw_records(r#"{"records":[]}"#), Some(vec![]));

@@ -179,9 +179,8 @@ impl LakeState {
         };
         let fp = fingerprints_path(lake);
         let sent = match std::fs::File::open(&fp) {
-            Ok(f) => read_fingerprints(f).map_err(|e| {
-                BackendError::permanent("read", fp.display().to_string(), e)
-            })?,
+            Ok(f) => read_fingerprints(f)
+                .map_err(|e| BackendError::permanent("read", fp.display().to_string(), e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(BackendError::permanent("read", fp.display().to_string(), e)),
         };
