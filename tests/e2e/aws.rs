@@ -17,16 +17,9 @@ use etl_aws::{GlueCatalog, S3Sink, SqsQueue, StateStore};
 use etl_core::{ConsumeOptions, Delivery, FieldMap, VaderAnalyzer, WorkQueue};
 use producer::{Producer, Request, Status};
 
-use crate::support::s3_lake;
+use crate::support::{s3_lake, TEXTS};
 
 const N: usize = 300;
-const TEXTS: [&str; 5] = [
-    "I love this, it is wonderful!",
-    "This is terrible and I hate it.",
-    "The package arrived on Tuesday.",
-    "Great service but awful food.",
-    "Not bad at all :)",
-];
 
 /// Items with every timestamp form the source contract allows, over five days.
 fn source_items() -> Vec<HashMap<String, AttributeValue>> {

@@ -45,15 +45,7 @@ use producer::{Producer, Request, Status};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::support::s3_lake;
-
-const TEXTS: [&str; 5] = [
-    "I love this, it is wonderful!",
-    "This is terrible and I hate it.",
-    "The package arrived on Tuesday.",
-    "Great service but awful food.",
-    "Not bad at all :)",
-];
+use crate::support::{s3_lake, TEXTS};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
