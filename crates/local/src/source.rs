@@ -190,6 +190,9 @@ pub fn parse_json_line(bytes: &[u8], line: u64, fields: &FieldMap) -> SourceItem
             );
         }
     };
+    if let Some(r) = fields.parse_json_direct(text) {
+        return SourceItem::Record(r);
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return reject(line, None, None, format!("not valid JSON: {e}")),
