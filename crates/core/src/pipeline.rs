@@ -152,15 +152,23 @@ pub async fn produce_with(
                     // Observed before packing: a record too large to send is
                     // rejected (and reported) once, not on every run.
                     filter.observe(&r);
-                    let id = r.id.clone();
                     match packer.push(r) {
                         Ok(Some(m)) => outbox.push(m),
                         Ok(None) => {}
                         Err(e) => {
                             stats.rejected += 1;
+                            let id = match &e {
+                                crate::error::MessageError::RecordTooLarge { id, .. } => {
+                                    Some(id.clone())
+                                }
+                                _ => None,
+                            };
                             on_reject(&Rejection {
-                                location: format!("record {id}"),
-                                id: Some(id),
+                                location: id.as_deref().map_or_else(
+                                    || "record".to_owned(),
+                                    |id| format!("record {id}"),
+                                ),
+                                id,
                                 field: Some("text".into()),
                                 reason: e.to_string(),
                             });

@@ -744,14 +744,21 @@ mod tests {
             r#"{"author":{"n":[1,2.5e3,null,true]},"updated_at":"2026-10-31T00:00:00.250+02:00","text":"caf\u00e9 \"ok\"","id":"a\/b","created_at":"2026-10-30T08:15:00Z"}"#,
             " {\"id\":\"x\",\"text\":\" t \",\"created_at\":\"1700000000\"} \n",
         ] {
-            let direct = f.parse_json_direct(line).unwrap_or_else(|| panic!("no direct parse: {line}"));
+            let direct = f
+                .parse_json_direct(line)
+                .unwrap_or_else(|| panic!("no direct parse: {line}"));
             assert_eq!(Some(direct), general(&f, line), "{line}");
         }
         let r = f
-            .parse_json_direct(r#"{"id":"a\/b","text":"caf\u00e9","created_at":"2026-10-30T08:15:00Z"}"#)
+            .parse_json_direct(
+                r#"{"id":"a\/b","text":"caf\u00e9","created_at":"2026-10-30T08:15:00Z"}"#,
+            )
             .unwrap();
         assert_eq!((r.id.as_str(), r.text.as_str()), ("a/b", "café"));
-        assert_eq!(r.created_at, Utc.with_ymd_and_hms(2026, 10, 30, 8, 15, 0).unwrap());
+        assert_eq!(
+            r.created_at,
+            Utc.with_ymd_and_hms(2026, 10, 30, 8, 15, 0).unwrap()
+        );
     }
 
     #[test]
@@ -804,10 +811,22 @@ mod tests {
     }
 
     const VALUES: &[&str] = &[
-        r#""a""#, r#""  ""#, r#""caf\u00e9 \"q\"""#, "7", "-1.5e3", "1e400", "null", "true",
-        r#"[1,{"k":[]}]"#, r#"{"x":null}"#,
-        r#""2026-10-30T08:15:00Z""#, r#""2026-10-30T08:15:00.5+02:00""#,
-        r#""2026-02-30T00:00:00Z""#, r#""1700000000""#, "1700000000123", r#""soon""#,
+        r#""a""#,
+        r#""  ""#,
+        r#""caf\u00e9 \"q\"""#,
+        "7",
+        "-1.5e3",
+        "1e400",
+        "null",
+        "true",
+        r#"[1,{"k":[]}]"#,
+        r#"{"x":null}"#,
+        r#""2026-10-30T08:15:00Z""#,
+        r#""2026-10-30T08:15:00.5+02:00""#,
+        r#""2026-02-30T00:00:00Z""#,
+        r#""1700000000""#,
+        "1700000000123",
+        r#""soon""#,
     ];
 
     proptest::proptest! {

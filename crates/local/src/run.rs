@@ -4,7 +4,8 @@
 //! packer into the in-process queue; `workers` consumer tasks receive batches
 //! and run the core consume step, acknowledging each message on its own or
 //! releasing it for redelivery (dead-lettered after `max_receive_count`).
-//! The lake's state (watermark and sent fingerprints) advances only when the run completes, so an interrupted run
+//! The lake's state (watermark and sent fingerprints) advances only when the
+//! run completes and its files are synced to disk, so an interrupted run
 //! is simply run again: it re-sends the same messages, whose content ids map
 //! to the same files, which are overwritten rather than duplicated.
 
@@ -401,6 +402,8 @@ pub async fn run_with(
         ))
     })?;
     let (dl_msgs, dl_records) = queue.dead_letter_counts().await;
+    // Every file of this run on disk before the run is recorded as done.
+    sink.flush().await.map_err(lake_err)?;
     state.save(&lake).map_err(lake_err)?;
 
     let summary = RunSummary {
