@@ -20,12 +20,6 @@ use etl_local::format::{render, OutputFormat};
 use etl_local::{DataFusionQuery, InputFormat, RunConfig, RunCounters};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// mimalloc: records are allocated by the reader thread and freed by the
-/// consumers; glibc's allocator spends much of a run consolidating such
-/// cross-thread frees (see BENCHMARKS.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "etl",

@@ -8,10 +8,11 @@
 //!   drop exact duplicate lines within one input. 8 bytes per record sent.
 //!
 //! Memory stays bounded however many records a lake holds or a run sends:
-//! earlier runs' fingerprints stay on disk and are probed a 4 KiB block at a
-//! time (only each block's first fingerprint is held, 1/512 of the file);
-//! this run's go into an in-memory table of at most [`SPILL_AT`] entries
-//! (8 MiB), which is merged into one sorted spill file whenever it fills.
+//! earlier runs' fingerprints are held in memory only up to [`SPILL_AT`] of
+//! them (7 MiB); beyond that they stay on disk and are probed a 4 KiB block
+//! at a time (only each block's first fingerprint is held, 1/512 of the
+//! file). This run's go into an in-memory table of at most [`SPILL_AT`]
+//! entries (8 MiB), merged into one sorted spill file whenever it fills.
 //!
 //! Both files are written only when a run completes; an interrupted run
 //! re-sends the same messages, which overwrite their own files.
@@ -96,12 +97,16 @@ struct SortedFile {
     len: usize,
     /// First fingerprint of each block.
     index: Vec<u64>,
+    /// All of them, when there are few enough: no disk read per look-up.
+    resident: Option<Vec<u64>>,
 }
 
 impl SortedFile {
-    /// Index `len` fingerprints stored from `start`, checking they are sorted.
-    fn open(file: File, start: u64, len: usize) -> std::io::Result<Self> {
+    /// Index `len` fingerprints stored from `start`, checking they are
+    /// sorted; hold them all when there are at most `resident_max`.
+    fn open(file: File, start: u64, len: usize, resident_max: usize) -> std::io::Result<Self> {
         let mut index = Vec::with_capacity(len.div_ceil(BLOCK));
+        let mut resident = (len <= resident_max).then(|| Vec::with_capacity(len));
         {
             let mut r = BufReader::with_capacity(1 << 16, &file);
             r.seek(SeekFrom::Start(start))?;
@@ -116,6 +121,9 @@ impl SortedFile {
                 if i % BLOCK == 0 {
                     index.push(f);
                 }
+                if let Some(r) = resident.as_mut() {
+                    r.push(f);
+                }
                 last = Some(f);
             }
         }
@@ -124,10 +132,14 @@ impl SortedFile {
             start,
             len,
             index,
+            resident,
         })
     }
 
     fn contains(&self, f: u64) -> std::io::Result<bool> {
+        if let Some(r) = &self.resident {
+            return Ok(r.binary_search(&f).is_ok());
+        }
         let Some(file) = &self.file else {
             return Ok(false);
         };
@@ -326,7 +338,7 @@ impl LakeState {
         };
         let fp = fingerprints_path(lake);
         let sent = match File::open(&fp) {
-            Ok(f) => open_fingerprints(f)
+            Ok(f) => open_fingerprints(f, spill_at)
                 .map_err(|e| BackendError::permanent("read", fp.display().to_string(), e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SortedFile::default(),
             Err(e) => return Err(BackendError::permanent("read", fp.display().to_string(), e)),
@@ -413,6 +425,7 @@ impl LakeState {
             start: 0,
             len,
             index,
+            resident: None,
         };
         Ok(())
     }
@@ -451,7 +464,7 @@ impl LakeState {
 }
 
 /// Check a fingerprint file's header and order, and index it.
-fn open_fingerprints(f: File) -> std::io::Result<SortedFile> {
+fn open_fingerprints(f: File, resident_max: usize) -> std::io::Result<SortedFile> {
     let len = f.metadata()?.len() as usize;
     if len < MAGIC.len() || !(len - MAGIC.len()).is_multiple_of(8) {
         return Err(not_a_fingerprint_file());
@@ -461,7 +474,7 @@ fn open_fingerprints(f: File) -> std::io::Result<SortedFile> {
     if &magic != MAGIC {
         return Err(not_a_fingerprint_file());
     }
-    SortedFile::open(f, MAGIC.len() as u64, (len - MAGIC.len()) / 8)
+    SortedFile::open(f, MAGIC.len() as u64, (len - MAGIC.len()) / 8, resident_max)
 }
 
 impl ChangeFilter for LakeState {
@@ -522,6 +535,10 @@ mod tests {
         s.observe(&rec("b", 50));
         s.save(dir.path()).unwrap();
         let s = LakeState::load(dir.path()).unwrap();
+        assert!(
+            s.sent.resident.is_some(),
+            "a small lake's state is held in memory"
+        );
         assert_eq!(s.len(), 2);
         assert!(!s.is_new(&rec("a", 100)));
         assert!(!s.is_new(&rec("b", 50)));
@@ -599,6 +616,7 @@ mod tests {
         assert_eq!(names.len(), 2, "{names:?}");
 
         let mut s = LakeState::load_with_spill(dir.path(), cap).unwrap();
+        assert!(s.sent.resident.is_none(), "probed on disk past the cap");
         assert_eq!(s.len(), n as usize);
         for i in 0..n {
             assert!(
