@@ -230,6 +230,12 @@ pub fn full_key(prefix: &str, relative: &str) -> String {
 
 /// Group rows by partition date, keeping row order within a partition.
 pub fn group_by_partition(rows: Vec<ScoredRecord>) -> Vec<(NaiveDate, Vec<ScoredRecord>)> {
+    // The packer fills each message from one partition: keep the rows where they are.
+    if let Some(first) = rows.first().map(ScoredRecord::dt) {
+        if rows.iter().all(|r| r.dt() == first) {
+            return vec![(first, rows)];
+        }
+    }
     let mut map: std::collections::BTreeMap<NaiveDate, Vec<ScoredRecord>> = Default::default();
     for r in rows {
         map.entry(r.dt()).or_default().push(r);
@@ -353,5 +359,11 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["a", "c"]
         );
+        // One partition (what the packer sends): one group, order kept.
+        let g = group_by_partition(vec![row("b", d1, None), row("a", d1, None)]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].0, d1.date_naive());
+        assert_eq!(g[0].1[0].record.id, "b");
+        assert!(group_by_partition(Vec::new()).is_empty());
     }
 }

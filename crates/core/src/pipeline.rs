@@ -289,8 +289,6 @@ pub struct MessageOutcome {
     pub content_id: String,
     /// Records scored and written.
     pub records: usize,
-    /// Record ids, for accounting.
-    pub record_ids: Vec<String>,
     /// Objects written: relative key and size in bytes.
     pub objects: Vec<(String, usize)>,
     /// Partitions touched.
@@ -340,7 +338,6 @@ impl Consumer<'_> {
             source,
         })?;
         let scored = self.score(message_id, msg.records).await?;
-        let record_ids: Vec<String> = scored.iter().map(|s| s.record.id.clone()).collect();
         let records = scored.len();
         let mut objects = Vec::new();
         let mut partitions = Vec::new();
@@ -380,7 +377,6 @@ impl Consumer<'_> {
         Ok(MessageOutcome {
             content_id: msg.content_id,
             records,
-            record_ids,
             objects,
             partitions,
         })
