@@ -224,23 +224,29 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             }
         })
     };
+    // Refreshes the bar every 100 ms; stops as soon as the run ends (the
+    // sender is dropped), so it never adds a tick to the run's time.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let ticker = {
         let (bar, counters) = (bar.clone(), counters.clone());
-        std::thread::spawn(move || {
-            while !bar.is_finished() {
-                bar.set_length(counters.total_bytes.load(Ordering::Relaxed).max(1));
-                bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
-                bar.set_message(format!(
-                    "{} scored",
-                    counters.scored.load(Ordering::Relaxed)
-                ));
-                std::thread::sleep(Duration::from_millis(100));
+        std::thread::spawn(move || loop {
+            bar.set_length(counters.total_bytes.load(Ordering::Relaxed).max(1));
+            bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{} scored",
+                counters.scored.load(Ordering::Relaxed)
+            ));
+            if stopped.recv_timeout(Duration::from_millis(100))
+                != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            {
+                return;
             }
         })
     };
     let result = rt.block_on(etl_local::run(cfg, counters.clone(), on_reject));
-    bar.finish_and_clear();
+    drop(stop);
     let _ = ticker.join();
+    bar.finish_and_clear();
     let summary = result?;
     let rejected = summary.produce.rejected;
     if rejected > 200 {
