@@ -15,6 +15,7 @@ use serde_json::json;
 struct Poisoned {
     vader: VaderAnalyzer,
     calls: AtomicUsize,
+    refused: AtomicUsize,
 }
 
 #[async_trait]
@@ -30,19 +31,13 @@ impl SentimentAnalyzer for Poisoned {
         if docs.iter().any(|d| d.text.contains("PANIC")) {
             panic!("analyzer bug triggered");
         }
-        Ok(docs
-            .iter()
-            .map(|d| {
-                if d.text.contains("POISON") {
-                    Err(AnalyzeError::permanent(
-                        "InvalidRequest",
-                        format!("cannot score {}", d.id),
-                    ))
-                } else {
-                    Ok(self.vader.score(d.text))
-                }
-            })
-            .collect())
+        Ok(crate::support::score_refusing(
+            &self.vader,
+            docs,
+            "POISON",
+            "InvalidRequest",
+            &self.refused,
+        ))
     }
 }
 
@@ -71,6 +66,7 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
     let analyzer = Arc::new(Poisoned {
         vader: VaderAnalyzer::new(),
         calls: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
     });
     let summary = run_with(
         cfg,

@@ -1376,20 +1376,13 @@ impl SentimentAnalyzer for ThrottledAnalyzer {
                 "rate exceeded (injected)",
             ));
         }
-        Ok(docs
-            .iter()
-            .map(|d| {
-                if d.text.contains(ComprehendStub::FAIL_MARKER) {
-                    self.refused.fetch_add(1, Ordering::SeqCst);
-                    Err(AnalyzeError::permanent(
-                        "TEXT_SIZE_LIMIT_EXCEEDED",
-                        format!("refused {}", d.id),
-                    ))
-                } else {
-                    Ok(self.vader.score(d.text))
-                }
-            })
-            .collect())
+        Ok(crate::support::score_refusing(
+            &self.vader,
+            docs,
+            ComprehendStub::FAIL_MARKER,
+            "TEXT_SIZE_LIMIT_EXCEEDED",
+            &self.refused,
+        ))
     }
 }
 

@@ -369,19 +369,16 @@ pub fn parse_timestamp_str(s: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-/// The commonest RFC 3339 shape, `YYYY-MM-DDTHH:MM:SSZ`, without chrono's
-/// general parser. Anything else (fractions, offsets, lower case, a leap
-/// second, an invalid date) is `None` and goes through chrono. Four-digit
-/// years in UTC are always in the message range.
-fn parse_rfc3339_z(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.as_bytes();
-    if b.len() != 20
+/// `YYYY-MM-DDTHH:MM:SS` at the start of `b`, digits only, a valid date and
+/// time with no leap second; `None` otherwise. The shared core of the two
+/// fixed-layout fast paths below (input timestamps and message timestamps).
+fn parse_fixed_seconds(b: &[u8]) -> Option<chrono::NaiveDateTime> {
+    if b.len() < 19
         || b[4] != b'-'
         || b[7] != b'-'
         || b[10] != b'T'
         || b[13] != b':'
         || b[16] != b':'
-        || b[19] != b'Z'
     {
         return None;
     }
@@ -393,10 +390,21 @@ fn parse_rfc3339_z(s: &str) -> Option<DateTime<Utc>> {
     let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
     let sec = num(17, 19)?;
     if sec > 59 {
+        return None; // a leap second: let chrono decide
+    }
+    date.and_hms_opt(num(11, 13)?, num(14, 16)?, sec)
+}
+
+/// The commonest RFC 3339 shape, `YYYY-MM-DDTHH:MM:SSZ`, without chrono's
+/// general parser. Anything else (fractions, offsets, lower case, a leap
+/// second, an invalid date) is `None` and goes through chrono. Four-digit
+/// years in UTC are always in the message range.
+fn parse_rfc3339_z(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[19] != b'Z' {
         return None;
     }
-    let time = date.and_hms_opt(num(11, 13)?, num(14, 16)?, sec)?;
-    Some(Utc.from_utc_datetime(&time))
+    parse_fixed_seconds(b).map(|t| Utc.from_utc_datetime(&t))
 }
 
 fn from_epoch(n: f64) -> Result<DateTime<Utc>, String> {
@@ -445,7 +453,7 @@ fn in_message_range(
 /// Timestamps travel in messages as RFC 3339 with microseconds (the lake's precision).
 pub mod ts_micros {
     use super::*;
-    use chrono::{Datelike, NaiveDate, Timelike};
+    use chrono::{Datelike, Timelike};
     use serde::{Deserializer, Serializer};
 
     /// Serialize as `2024-05-01T12:00:00.000000Z`.
@@ -508,29 +516,14 @@ pub mod ts_micros {
     /// goes to `parse_from_rfc3339`.
     pub(crate) fn parse_fixed(s: &str) -> Option<DateTime<Utc>> {
         let b = s.as_bytes();
-        if b.len() != 27
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b'T'
-            || b[13] != b':'
-            || b[16] != b':'
-            || b[19] != b'.'
-            || b[26] != b'Z'
-        {
+        if b.len() != 27 || b[19] != b'.' || b[26] != b'Z' {
             return None;
         }
-        let num = |from: usize, to: usize| -> Option<u32> {
-            b[from..to].iter().try_fold(0u32, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-            })
-        };
-        let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
-        let (h, m, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-        if sec > 59 {
-            return None; // a leap second: let chrono decide
-        }
-        let time = date.and_hms_micro_opt(h, m, sec, num(20, 26)?)?;
-        Some(Utc.from_utc_datetime(&time))
+        let micros = b[20..26].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })?;
+        let t = super::parse_fixed_seconds(b)?;
+        Some(Utc.from_utc_datetime(&t.with_nanosecond(micros * 1_000)?))
     }
 }
 
