@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod incremental;
 pub mod message;
 pub mod output;
 pub mod pipeline;
@@ -21,6 +22,7 @@ pub use backend::{
     WorkQueue,
 };
 pub use error::{AnalyzeError, BackendError, EncodeError, MessageError, RecordError, Retry};
+pub use incremental::{fingerprint, Fingerprint, Ledger, LedgerFilter};
 pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
 pub use output::{Codec, ScoredRecord};
 pub use pipeline::{

@@ -60,8 +60,9 @@ impl Watermark {
 /// Decides which records a producer sends: those it has not sent before.
 pub trait ChangeFilter: Send {
     /// Whether the record is new or changed since the last successful run
-    /// (or earlier in this run).
-    fn is_new(&self, r: &SourceRecord) -> bool;
+    /// (or earlier in this run). Takes `&mut self` so a filter can count
+    /// what it skipped and why.
+    fn is_new(&mut self, r: &SourceRecord) -> bool;
     /// Remember that the record was sent.
     fn observe(&mut self, r: &SourceRecord);
 }
@@ -86,7 +87,7 @@ impl WatermarkFilter {
 }
 
 impl ChangeFilter for WatermarkFilter {
-    fn is_new(&self, r: &SourceRecord) -> bool {
+    fn is_new(&mut self, r: &SourceRecord) -> bool {
         self.since.is_new(r)
     }
     fn observe(&mut self, r: &SourceRecord) {

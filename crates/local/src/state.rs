@@ -478,7 +478,7 @@ fn open_fingerprints(f: File, resident_max: usize) -> std::io::Result<SortedFile
 }
 
 impl ChangeFilter for LakeState {
-    fn is_new(&self, r: &SourceRecord) -> bool {
+    fn is_new(&mut self, r: &SourceRecord) -> bool {
         let f = fingerprint(r);
         if self.new.contains(f) {
             return false;
@@ -534,7 +534,7 @@ mod tests {
         assert!(!s.is_new(&rec("a", 100)), "duplicate within a run");
         s.observe(&rec("b", 50));
         s.save(dir.path()).unwrap();
-        let s = LakeState::load(dir.path()).unwrap();
+        let mut s = LakeState::load(dir.path()).unwrap();
         assert!(
             s.sent.resident.is_some(),
             "a small lake's state is held in memory"
