@@ -31,7 +31,7 @@ pub use dynamodb::{DynamoSource, ScanCheckpoint, ScanConfig, SegmentPosition};
 pub use glue::GlueCatalog;
 pub use s3::S3Sink;
 pub use sqs::SqsQueue;
-pub use state::{LockOutcome, StateStore, Versioned};
+pub use state::{LedgerRef, LockOutcome, StateStore, Versioned};
 
 /// One client per service, all from the same [`SdkConfig`]. Clients are cheap
 /// handles around shared connection pools; clone them freely.

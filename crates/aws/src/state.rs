@@ -14,14 +14,18 @@
 //! can serve several pipelines.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::Utc;
-use etl_core::{BackendError, Watermark};
+use etl_core::BackendError;
+use futures::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::backend_error;
 
@@ -81,19 +85,21 @@ impl StateStore {
         format!("table {} item {}", self.table, self.pk(kind))
     }
 
-    /// The watermark of the last completed run, if any.
-    pub async fn load_watermark(&self) -> Result<Option<Versioned<Watermark>>, BackendError> {
+    /// The state of the last completed run (watermark, ledger), if any.
+    pub async fn load_watermark<T: DeserializeOwned>(
+        &self,
+    ) -> Result<Option<Versioned<T>>, BackendError> {
         self.load_json(WATERMARK).await
     }
 
-    /// Store a watermark if the stored version is still `expected` (`None`:
-    /// only if none exists). Returns the new version.
-    pub async fn save_watermark(
+    /// Store the completed run's state if the stored version is still
+    /// `expected` (`None`: only if none exists). Returns the new version.
+    pub async fn save_watermark<T: Serialize>(
         &self,
-        wm: &Watermark,
+        state: &T,
         expected: Option<u64>,
     ) -> Result<u64, BackendError> {
-        self.save_json(WATERMARK, wm, expected).await
+        self.save_json(WATERMARK, state, expected).await
     }
 
     /// The checkpoint of an unfinished run, if any.
@@ -131,11 +137,20 @@ impl StateStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(BackendError::permanent(
-                    "DeleteItem",
-                    target,
-                    format!("checkpoint changed concurrently (expected version {expected})"),
-                ))
+                // Only the lock holder deletes the checkpoint: when it is gone,
+                // this was our own delete, applied by an attempt whose answer
+                // was lost.
+                match self.get_item(CHECKPOINT).await? {
+                    None => Ok(()),
+                    Some(item) => Err(BackendError::permanent(
+                        "DeleteItem",
+                        target,
+                        format!(
+                            "checkpoint changed concurrently (expected version {expected}, found {})",
+                            version_of(&item)
+                        ),
+                    )),
+                }
             }
             Err(e) => Err(backend_error("DeleteItem", target, &e)),
         }
@@ -192,6 +207,11 @@ impl StateStore {
             BackendError::permanent("PutItem", &target, format!("cannot serialize state: {e}"))
         })?;
         let next = expected.map_or(1, |v| v + 1);
+        // A token unique to this write: when the answer to an applied write is
+        // lost and the SDK retries it, the retry fails its condition; reading
+        // the item back and finding our own token tells that apart from a
+        // write by another run.
+        let token = write_token();
         let mut put = self
             .client
             .put_item()
@@ -199,6 +219,7 @@ impl StateStore {
             .item("pk", AttributeValue::S(self.pk(kind)))
             .item("value", AttributeValue::S(json))
             .item("version", AttributeValue::N(next.to_string()))
+            .item("write_token", AttributeValue::S(token.clone()))
             .item("updated_at", AttributeValue::S(Utc::now().to_rfc3339()));
         put = match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -213,17 +234,154 @@ impl StateStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
+                let current = self.get_item(kind).await?;
+                if current.as_ref().and_then(|i| string_attr(i, "write_token")) == Some(&token) {
+                    tracing::info!(message = "State write applied by an earlier attempt whose answer was lost.", target = %target, version = next);
+                    return Ok(next);
+                }
                 Err(BackendError::permanent(
                     "PutItem",
                     target,
                     format!(
-                        "{kind} was changed by another run (expected {})",
-                        expected.map_or("no item".to_owned(), |v| format!("version {v}"))
+                        "{kind} was changed by another run (expected {}, found {})",
+                        expected.map_or("no item".to_owned(), |v| format!("version {v}")),
+                        current.map_or("no item".to_owned(), |i| format!(
+                            "version {}",
+                            version_of(&i)
+                        ))
                     ),
                 ))
             }
             Err(e) => Err(backend_error("PutItem", target, &e)),
         }
+    }
+
+    async fn get_item(
+        &self,
+        kind: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, BackendError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.pk(kind)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend_error("GetItem", self.target(kind), &e))?;
+        Ok(out.item)
+    }
+
+    /// Store a ledger (the bytes of core's `Ledger::encode`) as a new
+    /// generation: chunks of at most [`LEDGER_CHUNK_BYTES`] in items
+    /// `<scope>#ledger#<generation>#<n>`, so its size is not capped by
+    /// DynamoDB's 400 KB item limit. Nothing points at it until the caller
+    /// saves the returned reference in the state or a checkpoint, so a
+    /// half-written generation is never read. Writes are idempotent puts.
+    /// The generation is named `<prefix>-<unique token>`: a retried
+    /// invocation never overwrites a generation something points at.
+    pub async fn save_ledger(&self, prefix: &str, bytes: &[u8]) -> Result<LedgerRef, BackendError> {
+        let generation = format!("{prefix}-{}", &write_token()[..12]);
+        let generation = generation.as_str();
+        let chunks: Vec<&[u8]> = if bytes.is_empty() {
+            vec![bytes]
+        } else {
+            bytes.chunks(LEDGER_CHUNK_BYTES).collect()
+        };
+        let sha256 = sha256_hex(bytes);
+        let reference = LedgerRef {
+            generation: generation.to_owned(),
+            chunks: chunks.len() as u32,
+            bytes: bytes.len() as u64,
+            sha256,
+        };
+        let puts = chunks.iter().enumerate().map(|(n, chunk)| {
+            let key = self.ledger_pk(generation, n as u32);
+            let target = format!("table {} item {key}", self.table);
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(key))
+                .item("data", AttributeValue::B(Blob::new(chunk.to_vec())))
+                .send()
+                .map(move |r| r.map_err(|e| backend_error("PutItem", target, &e)))
+        });
+        // A few at a time: each chunk is up to ~350 KB of write capacity.
+        let results: Vec<Result<_, BackendError>> = futures::stream::iter(puts)
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        Ok(reference)
+    }
+
+    /// Read a ledger generation back, checking every chunk is there and the
+    /// bytes hash to what the reference says.
+    pub async fn load_ledger(&self, reference: &LedgerRef) -> Result<Vec<u8>, BackendError> {
+        let mut bytes = Vec::with_capacity(reference.bytes as usize);
+        for n in 0..reference.chunks {
+            let key = self.ledger_pk(&reference.generation, n);
+            let target = format!("table {} item {key}", self.table);
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| backend_error("GetItem", &target, &e))?;
+            match out.item.as_ref().and_then(|i| i.get("data")) {
+                Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
+                _ => {
+                    return Err(BackendError::permanent(
+                        "GetItem",
+                        target,
+                        format!(
+                            "ledger generation {} chunk {n} of {} is missing",
+                            reference.generation, reference.chunks
+                        ),
+                    ))
+                }
+            }
+        }
+        let sha256 = sha256_hex(&bytes);
+        if bytes.len() as u64 != reference.bytes || sha256 != reference.sha256 {
+            return Err(BackendError::permanent(
+                "GetItem",
+                self.target(&format!("ledger#{}", reference.generation)),
+                format!(
+                    "ledger generation {} is corrupt: {} bytes with SHA-256 {sha256}, expected {} bytes with {}",
+                    reference.generation,
+                    bytes.len(),
+                    reference.bytes,
+                    reference.sha256
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Delete a ledger generation nothing points at any more.
+    pub async fn delete_ledger(&self, reference: &LedgerRef) -> Result<(), BackendError> {
+        for n in 0..reference.chunks {
+            let key = self.ledger_pk(&reference.generation, n);
+            let target = format!("table {} item {key}", self.table);
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key))
+                .send()
+                .await
+                .map_err(|e| backend_error("DeleteItem", target, &e))?;
+        }
+        Ok(())
+    }
+
+    fn ledger_pk(&self, generation: &str, n: u32) -> String {
+        format!("{}#ledger#{generation}#{n:06}", self.scope)
     }
 
     /// Take the run lock for `owner` for `ttl`: succeeds when no lock exists,
@@ -308,9 +466,48 @@ impl StateStore {
     }
 }
 
+/// Where a stored ledger generation is: saved inside the state item or a
+/// checkpoint, which is what makes a generation live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRef {
+    /// Generation name (unique per save).
+    pub generation: String,
+    /// Number of chunk items.
+    pub chunks: u32,
+    /// Total bytes.
+    pub bytes: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// Bytes per ledger chunk item: under DynamoDB's 400 KB item limit with room
+/// for the key and attribute names.
+pub const LEDGER_CHUNK_BYTES: usize = 350 * 1024;
+
+fn write_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    hex::encode(&Sha256::digest(format!("{}:{nanos}:{n}", std::process::id()))[..16])
+}
+
+fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
 fn version_of(item: &HashMap<String, AttributeValue>) -> u64 {
     match item.get("version") {
         Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// Hex SHA-256 of some bytes, as [`LedgerRef::sha256`] holds it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }

@@ -47,8 +47,57 @@ pub struct OutgoingMessage {
 }
 
 fn record_json(r: &SourceRecord) -> String {
+    let mut buf = Vec::with_capacity(128 + r.text.len());
+    encode_record(&mut buf, r);
+    // JSON that serde_json wrote from `&str` fields, escaped with ASCII only.
+    String::from_utf8(buf).expect("records encode as UTF-8")
+}
+
+/// One record's JSON as it goes into a message body: serde_json's output with
+/// every character SQS refuses written as a `\uXXXX` escape.
+///
+/// SQS accepts only `#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF`.
+/// serde_json already escapes the controls below U+0020, and a Rust string
+/// holds no surrogates, so what is left are the non-characters U+FFFE and
+/// U+FFFF. They can only occur inside JSON strings, where the escape decodes to
+/// the same character: the text reaches Parquet unchanged, and the content id
+/// is computed over these escaped bytes, the very bytes the body carries.
+fn encode_record(buf: &mut Vec<u8>, r: &SourceRecord) {
+    let start = buf.len();
     // Serialising our own struct cannot fail (string keys, finite data).
-    serde_json::to_string(r).expect("SourceRecord serialises")
+    serde_json::to_writer(&mut *buf, r).expect("SourceRecord serialises");
+    escape_sqs_refused(buf, start);
+}
+
+/// Rewrite U+FFFE / U+FFFF (UTF-8 `EF BF BE` / `EF BF BF`) from `start` on as
+/// `\ufffe` / `\uffff`. Bodies without them (nearly all) are only scanned.
+fn escape_sqs_refused(buf: &mut Vec<u8>, start: usize) {
+    let is_refused = |w: &[u8]| w[0] == 0xEF && w[1] == 0xBF && (w[2] == 0xBE || w[2] == 0xBF);
+    let Some(first) = buf[start..].windows(3).position(is_refused) else {
+        return;
+    };
+    let tail = buf.split_off(start + first);
+    let mut i = 0;
+    while i < tail.len() {
+        if i + 3 <= tail.len() && is_refused(&tail[i..i + 3]) {
+            buf.extend_from_slice(if tail[i + 2] == 0xBE {
+                b"\\ufffe"
+            } else {
+                b"\\uffff"
+            });
+            i += 3;
+        } else {
+            buf.push(tail[i]);
+            i += 1;
+        }
+    }
+}
+
+/// Whether every character of `body` is one SQS accepts in a message body.
+pub fn is_sqs_safe(body: &str) -> bool {
+    body.chars().all(|c| {
+        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+    })
 }
 
 /// Compute the content id of a set of records already in canonical order.
@@ -264,8 +313,7 @@ impl Packer {
     /// (at most one per call).
     pub fn push(&mut self, record: SourceRecord) -> Result<Option<OutgoingMessage>, MessageError> {
         self.scratch.clear();
-        // Serialising our own struct cannot fail (string keys, finite data).
-        serde_json::to_writer(&mut self.scratch, &record).expect("SourceRecord serialises");
+        encode_record(&mut self.scratch, &record);
         let enc_len = self.scratch.len();
         let alone = envelope_overhead() + enc_len;
         if let Some(limit) = self.hard_limit {
@@ -540,6 +588,52 @@ mod tests {
             out.push(m);
         }
         out
+    }
+
+    /// Texts SQS would refuse raw (U+FFFE, U+FFFF), with astral planes,
+    /// controls and the edges of the allowed ranges around them.
+    const HOSTILE: &[&str] = &[
+        "before \u{FFFE} after",
+        "\u{FFFF}",
+        "\u{FFFE}\u{FFFF}\u{FFFE}",
+        "controls \u{0}\u{1}\u{8}\u{B}\u{C}\u{1F}\u{7F}\u{9F} tab\tnl\ncr\r",
+        "edges \u{D7FF}\u{E000}\u{FFFD}\u{10000}\u{10FFFF} astral 😀𝄞 \u{1FFFE}\u{10FFFE}",
+        "bom \u{FEFF} rtl \u{202E} zwj 👩\u{200D}💻",
+    ];
+
+    #[test]
+    fn bodies_hold_only_characters_sqs_accepts_and_texts_round_trip() {
+        let recs: Vec<SourceRecord> = HOSTILE
+            .iter()
+            .enumerate()
+            .map(|(i, t)| rec(&format!("odd/../id {i}\u{FFFF}"), t))
+            .collect();
+        let raw = serde_json::to_string(&recs[0]).unwrap();
+        assert!(!is_sqs_safe(&raw), "serde_json alone leaves U+FFFE raw");
+        let built = build_message(recs.clone());
+        assert!(is_sqs_safe(&built.body), "{}", built.body);
+        assert!(built.body.contains("\\ufffe") && built.body.contains("\\uffff"));
+        let mut p = Packer::new(DEFAULT_MESSAGE_BUDGET, Some(SQS_MAX_MESSAGE_BYTES));
+        let packed = pack_all(&mut p, recs.clone());
+        assert_eq!(
+            packed,
+            vec![built.clone()],
+            "packer and build_message agree"
+        );
+        let back = decode_message(&built.body).unwrap();
+        assert_eq!(back.content_id, built.content_id);
+        let mut want = recs;
+        canonical_order(&mut want);
+        assert_eq!(back.records, want, "texts and ids come back unchanged");
+        // The slow path (a body re-formatted by someone else) derives the same id.
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&built.body).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            decode_message(&pretty).unwrap().content_id,
+            built.content_id
+        );
     }
 
     #[test]

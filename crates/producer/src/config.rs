@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use etl_aws::lambda::{list, optional, parsed, required, ConfigError, Lookup};
+use etl_core::incremental::DEFAULT_LOOKBACK;
 use etl_core::message::DEFAULT_MESSAGE_BUDGET;
 use etl_core::FieldMap;
 
@@ -34,6 +35,12 @@ pub struct Config {
     /// the invocation deadline, leaving time to send what is packed and save
     /// the checkpoint.
     pub deadline_margin: Duration,
+    /// `LOOKBACK_SECONDS` (default 3600): how far behind the watermark an
+    /// incremental run still looks, so records that become visible late (a
+    /// writer whose clock is behind, an import keeping original times, a slow
+    /// transaction) are picked up. The ledger of sent versions grows with the
+    /// records updated within this window.
+    pub lookback: Duration,
 }
 
 impl Config {
@@ -77,8 +84,24 @@ impl Config {
                 passthrough: list(env, "PASSTHROUGH_FIELDS"),
             },
             deadline_margin: Duration::from_millis(parsed(env, "DEADLINE_MARGIN_MS", 15_000u64)?),
+            lookback: lookback(env)?,
         })
     }
+}
+
+/// `LOOKBACK_SECONDS`: at most 30 days, so a typo cannot make every run
+/// rescan and remember months of versions.
+fn lookback(env: &dyn Lookup) -> Result<Duration, ConfigError> {
+    const MAX: u64 = 30 * 24 * 3600;
+    let secs: u64 = parsed(env, "LOOKBACK_SECONDS", DEFAULT_LOOKBACK.as_secs())?;
+    if secs > MAX {
+        return Err(ConfigError::Invalid {
+            var: "LOOKBACK_SECONDS",
+            value: secs.to_string(),
+            reason: format!("must be at most {MAX} (30 days)"),
+        });
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -106,6 +129,7 @@ mod tests {
         assert_eq!(c.fields, FieldMap::default());
         assert_eq!(c.deadline_margin, Duration::from_secs(15));
         assert_eq!((c.page_limit, c.max_pages), (None, None));
+        assert_eq!(c.lookback, Duration::from_secs(3600));
 
         let e = env(&[("SOURCE_TABLE", "posts"), ("QUEUE_URL", "http://q")]);
         assert_eq!(
@@ -125,12 +149,24 @@ mod tests {
             ("TEXT_FIELD", "body"),
             ("PASSTHROUGH_FIELDS", "author, lang"),
             ("DEADLINE_MARGIN_MS", "2500"),
+            ("LOOKBACK_SECONDS", "600"),
         ]);
         let c = Config::from_lookup(&e).unwrap();
         assert_eq!((c.segments, c.page_limit), (8, Some(50)));
         assert_eq!(c.fields.text, "body");
         assert_eq!(c.fields.passthrough, ["author", "lang"]);
         assert_eq!(c.deadline_margin, Duration::from_millis(2500));
+        assert_eq!(c.lookback, Duration::from_secs(600));
+        for (v, needle) in [("-5", "LOOKBACK_SECONDS"), ("2592001", "30 days")] {
+            let e = env(&[
+                ("SOURCE_TABLE", "p"),
+                ("STATE_TABLE", "s"),
+                ("QUEUE_URL", "q"),
+                ("LOOKBACK_SECONDS", v),
+            ]);
+            let err = Config::from_lookup(&e).unwrap_err().to_string();
+            assert!(err.contains(needle), "{v}: {err}");
+        }
         let bad = env(&[
             ("SOURCE_TABLE", "p"),
             ("STATE_TABLE", "s"),

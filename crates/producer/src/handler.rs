@@ -16,6 +16,13 @@
 //! invocation (owner = request id), which is what stops two overlapping
 //! invocations from both sending, including two that would resume the same
 //! checkpoint. The watermark only moves when a run completes.
+//!
+//! What a run sends is core's incremental policy (`etl_core::incremental`):
+//! records updated at or after the watermark minus `LOOKBACK_SECONDS`, whose
+//! version is not in the ledger of versions already sent. The ledger lives in
+//! chunked items of the state table (its size is not capped by DynamoDB's item
+//! limit) and is made live by the reference saved in the state item (completed
+//! runs) or the checkpoint (unfinished runs), both conditional writes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,12 +33,15 @@ use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
 use etl_aws::sqs::MAX_BATCH_ENTRIES;
 use etl_aws::{
-    Clients, DynamoSource, LockOutcome, ScanCheckpoint, ScanConfig, SqsQueue, StateStore, Versioned,
+    Clients, DynamoSource, LedgerRef, LockOutcome, ScanCheckpoint, ScanConfig, SqsQueue,
+    StateStore, Versioned,
 };
+use etl_core::incremental::{next_watermark, scan_floor, FilterCounts};
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
-    produce, BackendError, Packer, ProduceStats, RecordSource, SourceItem, Watermark, WorkQueue,
+    produce_with, BackendError, Ledger, LedgerFilter, Packer, ProduceStats, RecordSource,
+    SourceItem, WorkQueue,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -45,11 +55,6 @@ use crate::request::{effective_deadline, Request, RunSpec};
 /// slow final write but not a crashed invocation by much.
 const LOCK_GRACE: Duration = Duration::from_secs(60);
 
-/// Source timestamps come from other machines' clocks: the watermark never
-/// moves past the run's start minus this, so records updated while the scan
-/// ran are picked up next time instead of being skipped.
-const CLOCK_SKEW: Duration = Duration::from_secs(60);
-
 /// Rejections logged one by one per invocation; the rest are only counted.
 const LOGGED_REJECTIONS: u64 = 100;
 
@@ -60,16 +65,56 @@ pub struct RunCheckpoint {
     pub run_id: String,
     /// What the run sends.
     pub spec: RunSpec,
-    /// The watermark records are compared with (fixed for the whole run).
-    pub base: Watermark,
-    /// The watermark of what the run has sent so far.
-    pub observed: Watermark,
+    /// The earliest `updated_at` the run looks at (fixed for the whole run;
+    /// `None`: everything).
+    #[serde(default)]
+    pub floor: Option<DateTime<Utc>>,
+    /// The ledger with the versions the run has sent so far.
+    #[serde(default)]
+    pub ledger: Option<LedgerRef>,
     /// Where each scan segment stands.
     pub scan: ScanCheckpoint,
     /// When the run started.
     pub started_at: DateTime<Utc>,
     /// Invocations so far.
     pub invocations: u32,
+}
+
+/// What a completed run leaves in the state item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProducerState {
+    /// The start of the last completed run. The next incremental run looks
+    /// at records updated at or after this minus the lookback. (`at` is the
+    /// name earlier releases used; their `ids_at` is ignored.)
+    #[serde(alias = "at")]
+    pub watermark: Option<DateTime<Utc>>,
+    /// The versions sent that a later window can still see.
+    #[serde(default)]
+    pub ledger: Option<LedgerRef>,
+    /// The last completed run, for operators.
+    #[serde(default)]
+    pub last_run: Option<RunReport>,
+}
+
+/// One completed run, as kept in the state item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run id.
+    pub run_id: String,
+    /// `incremental`, `full` or `since`.
+    pub mode: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it completed.
+    pub completed_at: DateTime<Utc>,
+    /// Invocations it took.
+    pub invocations: u32,
+    /// Records sent in its last invocation.
+    pub sent_records: u64,
+    /// Records rejected in its last invocation.
+    pub rejected: u64,
+    /// Versions in the ledger it left.
+    pub ledger_versions: u64,
 }
 
 /// How an invocation ended.
@@ -102,6 +147,12 @@ pub struct Summary {
     pub stats: ProduceStats,
     /// Scan pages read.
     pub pages: u64,
+    /// Records sent dated after the producer's clock (sent once).
+    pub clock_skewed: u64,
+    /// Records in the window whose version was already sent.
+    pub already_sent: u64,
+    /// Versions in the ledger this invocation saved.
+    pub ledger_versions: u64,
     /// The lock holder, when `status` is `locked`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_owner: Option<String>,
@@ -116,6 +167,9 @@ impl Summary {
             resumed: false,
             stats: ProduceStats::default(),
             pages: 0,
+            clock_skewed: 0,
+            already_sent: 0,
+            ledger_versions: 0,
             lock_owner: None,
         }
     }
@@ -128,6 +182,9 @@ impl Summary {
             .count("RecordsSent", self.stats.sent_records)
             .count("MessagesSent", self.stats.messages)
             .count("SendCalls", self.stats.send_calls)
+            .count("RecordsClockSkewed", self.clock_skewed)
+            .count("RunsCompleted", u64::from(self.status == Status::Complete))
+            .count("RunsPartial", u64::from(self.status == Status::Partial))
             .count("ColdStart", cold)
     }
 }
@@ -285,33 +342,40 @@ impl Producer {
         run_id: String,
         stop_at: tokio::time::Instant,
     ) -> Result<Summary, InvocationError> {
-        let stored = self.state.load_watermark().await?;
+        let stored: Option<Versioned<ProducerState>> = self.state.load_watermark().await?;
+        let state = stored.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+        let lookback = self.config.lookback;
         let resumed = resume.is_some();
-        let started_at = resume.as_ref().map_or_else(Utc::now, |c| c.started_at);
+        let started_at = resume.as_ref().map_or_else(
+            || etl_core::record::truncate_micros(Utc::now()),
+            |c| c.started_at,
+        );
         let invocations = resume.as_ref().map_or(0, |c| c.invocations) + 1;
-        let base = match (&resume, &spec) {
-            (Some(c), _) => c.base.clone(),
-            (None, RunSpec::Incremental) => {
-                stored.as_ref().map(|s| s.value.clone()).unwrap_or_default()
-            }
-            (None, RunSpec::Full) => Watermark::default(),
-            (None, RunSpec::Since { since }) => Watermark {
-                at: Some(*since),
-                ids_at: Default::default(),
-            },
+        let floor = match (&resume, &spec) {
+            (Some(c), _) => c.floor,
+            (None, RunSpec::Incremental) => scan_floor(state.watermark, lookback),
+            (None, RunSpec::Full) => None,
+            (None, RunSpec::Since { since }) => Some(*since),
         };
-        let (prior, scan_from) = match resume {
-            Some(c) => (c.observed, Some(c.scan)),
-            None => (Watermark::default(), None),
+        // A backfill re-scores on purpose; what it sends still enters the ledger.
+        let rescore = !matches!(spec, RunSpec::Incremental);
+        let (scan_from, run_ledger) = match resume {
+            Some(c) => (Some(c.scan), c.ledger),
+            None => (None, None),
         };
-        info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, since = ?base.at);
+        let base_ledger = run_ledger.as_ref().or(state.ledger.as_ref());
+        let ledger = match base_ledger {
+            Some(r) => self.load_ledger(r).await?,
+            None => Ledger::new(),
+        };
+        info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, floor = ?floor, ledger_versions = ledger.len());
 
         let scan = ScanConfig {
             table: self.config.source_table.clone(),
             segments: self.config.segments,
             page_limit: self.config.page_limit,
             fields: self.config.fields.clone(),
-            since: base.at,
+            since: floor,
             resume: scan_from,
         };
         let mut source = DynamoSource::open(self.dynamodb.clone(), scan)?;
@@ -322,9 +386,11 @@ impl Producer {
             pages: 0,
             stopped: false,
         };
+        let keep_from = scan_floor(Some(started_at), lookback);
+        let mut filter = LedgerFilter::new(ledger, floor, rescore, keep_from);
         let mut packer = Packer::new(self.config.message_budget, Some(SQS_MAX_MESSAGE_BYTES));
         let mut logged = 0u64;
-        let (stats, next) = produce(&mut bounded, &*self.queue, &mut packer, &base, MAX_BATCH_ENTRIES, |rej| {
+        let stats = produce_with(&mut bounded, &*self.queue, &mut packer, &mut filter, MAX_BATCH_ENTRIES, |rej| {
             logged += 1;
             if logged <= LOGGED_REJECTIONS {
                 warn!(message = "Rejected source item.", table = %self.config.source_table, location = %rej.location, id = ?rej.id, field = ?rej.field, reason = %rej.reason);
@@ -338,16 +404,10 @@ impl Producer {
         let pages = source.pages();
         let position = source.checkpoint();
         drop(source);
-
-        // `next` starts from `base`; unchanged means nothing was observed.
-        let observed = merge(
-            prior,
-            if next == base {
-                Watermark::default()
-            } else {
-                next
-            },
-        );
+        let counts: FilterCounts = filter.counts();
+        if counts.clock_skewed > 0 {
+            warn!(message = "Records dated after the producer's clock were sent (once); their writers' clocks are ahead.", run_id = %run_id, clock_skewed = counts.clock_skewed);
+        }
         let mut summary = Summary {
             status: Status::Complete,
             run_id: run_id.clone(),
@@ -355,62 +415,114 @@ impl Producer {
             resumed,
             stats,
             pages,
+            clock_skewed: counts.clock_skewed,
+            already_sent: counts.already_sent,
+            ledger_versions: 0,
             lock_owner: None,
         };
+        let mut ledger = filter.into_ledger();
+
         if stopped && !position.is_done() {
+            let saved = self
+                .state
+                .save_ledger(&format!("{run_id}-{invocations}"), &ledger.encode())
+                .await?;
+            summary.ledger_versions = ledger.len() as u64;
             let cp = RunCheckpoint {
                 run_id,
                 spec,
-                base,
-                observed,
+                floor,
+                ledger: Some(saved.clone()),
                 scan: position,
                 started_at,
                 invocations,
             };
             self.state.save_checkpoint(&cp, checkpoint_version).await?;
             summary.status = Status::Partial;
-            info!(message = "Stopped at a page boundary; checkpoint saved.", run_id = %cp.run_id, pages);
+            info!(message = "Stopped at a page boundary; checkpoint saved.", run_id = %cp.run_id, pages, ledger_versions = ledger.len());
+            // The run's previous generation (not the completed state's) is garbage now.
+            self.discard_ledgers(
+                [run_ledger.as_ref()],
+                &[Some(&saved), state.ledger.as_ref()],
+            )
+            .await;
             return Ok(summary);
         }
-        let limit = started_at - chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default();
-        let current = stored.as_ref().map(|s| s.value.clone()).unwrap_or_default();
-        let advanced = merge(current.clone(), cap(observed, limit));
-        if advanced != current {
+
+        let watermark = next_watermark(state.watermark, started_at);
+        let pruned = match scan_floor(Some(watermark), lookback) {
+            Some(f) => ledger.prune(f),
+            None => 0,
+        };
+        let bytes = ledger.encode();
+        let unchanged = state.ledger.as_ref().is_some_and(|r| {
+            r.bytes == bytes.len() as u64 && r.sha256 == etl_aws::state::sha256_hex(&bytes)
+        });
+        let saved = if unchanged {
+            state.ledger.clone().expect("checked above")
+        } else {
             self.state
-                .save_watermark(&advanced, stored.map(|s| s.version))
-                .await?;
-            info!(message = "Watermark advanced.", at = ?advanced.at, ids_at = advanced.ids_at.len());
-        }
+                .save_ledger(&format!("{}-{invocations}", summary.run_id), &bytes)
+                .await?
+        };
+        summary.ledger_versions = ledger.len() as u64;
+        let next = ProducerState {
+            watermark: Some(watermark),
+            ledger: Some(saved.clone()),
+            last_run: Some(RunReport {
+                run_id: summary.run_id.clone(),
+                mode: summary.mode.clone(),
+                started_at,
+                completed_at: Utc::now(),
+                invocations,
+                sent_records: summary.stats.sent_records,
+                rejected: summary.stats.rejected,
+                ledger_versions: summary.ledger_versions,
+            }),
+        };
+        self.state
+            .save_watermark(&next, stored.as_ref().map(|s| s.version))
+            .await?;
+        info!(message = "Run complete; watermark advanced.", watermark = %watermark, ledger_versions = ledger.len(), pruned, clock_skewed = counts.clock_skewed);
         if let Some(v) = checkpoint_version {
             self.state.clear_checkpoint(v).await?;
         }
+        self.discard_ledgers(
+            [state.ledger.as_ref(), run_ledger.as_ref()],
+            &[Some(&saved)],
+        )
+        .await;
         Ok(summary)
     }
-}
 
-/// The newer of two watermarks (ids united when they tie).
-fn merge(a: Watermark, b: Watermark) -> Watermark {
-    match (a.at, b.at) {
-        (None, _) => b,
-        (_, None) => a,
-        (Some(x), Some(y)) if x > y => a,
-        (Some(x), Some(y)) if y > x => b,
-        _ => {
-            let mut a = a;
-            a.ids_at.extend(b.ids_at);
-            a
-        }
+    async fn load_ledger(&self, reference: &LedgerRef) -> Result<Ledger, InvocationError> {
+        let bytes = self.state.load_ledger(reference).await?;
+        Ledger::decode(&bytes).map_err(|e| {
+            InvocationError::permanent(format!(
+                "ledger generation {} in {} is unreadable: {e}; a `{{\"mode\":\"full\"}}` run rebuilds it (and re-scores everything)",
+                reference.generation, self.config.state_table
+            ))
+        })
     }
-}
 
-/// Keep a watermark at or below `limit`.
-fn cap(w: Watermark, limit: DateTime<Utc>) -> Watermark {
-    match w.at {
-        Some(at) if at > limit => Watermark {
-            at: Some(limit),
-            ids_at: Default::default(),
-        },
-        _ => w,
+    /// Delete ledger generations nothing points at any more (`keep` are
+    /// live). Best effort: a leftover generation is only wasted space.
+    async fn discard_ledgers<const N: usize>(
+        &self,
+        garbage: [Option<&LedgerRef>; N],
+        keep: &[Option<&LedgerRef>],
+    ) {
+        let mut done: Vec<&str> = Vec::new();
+        for r in garbage.into_iter().flatten() {
+            let live = keep.iter().flatten().any(|k| k.generation == r.generation);
+            if live || done.contains(&r.generation.as_str()) {
+                continue;
+            }
+            done.push(&r.generation);
+            if let Err(e) = self.state.delete_ledger(r).await {
+                warn!(message = "Could not delete an old ledger generation; it is unused.", generation = %r.generation, error = %e);
+            }
+        }
     }
 }
 
@@ -445,28 +557,5 @@ impl RecordSource for Bounded<'_> {
             }
             Ok(other) => other,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn t(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(s, 0).unwrap()
-    }
-
-    #[test]
-    fn watermarks_merge_and_cap() {
-        let w = |s, ids: &[&str]| Watermark {
-            at: Some(t(s)),
-            ids_at: ids.iter().map(|i| i.to_string()).collect(),
-        };
-        assert_eq!(merge(w(5, &["a"]), w(7, &["b"])), w(7, &["b"]));
-        assert_eq!(merge(w(7, &["a"]), w(7, &["b"])), w(7, &["a", "b"]));
-        assert_eq!(merge(Watermark::default(), w(1, &[])), w(1, &[]));
-        assert_eq!(cap(w(10, &["a"]), t(8)), w(8, &[]));
-        assert_eq!(cap(w(5, &["a"]), t(8)), w(5, &["a"]));
     }
 }

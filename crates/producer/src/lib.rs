@@ -11,5 +11,5 @@ pub mod handler;
 pub mod request;
 
 pub use config::Config;
-pub use handler::{Producer, Status, Summary};
+pub use handler::{Producer, ProducerState, RunCheckpoint, RunReport, Status, Summary};
 pub use request::{Request, RunSpec};

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
 use etl_aws::testing::{create_queue, create_table, moto, put_items, unique};
 use etl_aws::{LockOutcome, SqsQueue, StateStore};
 use etl_core::{
     decode_message, BackendError, Delivery, FieldMap, OutgoingMessage, SendReport, WorkQueue,
 };
-use producer::{Config, Producer, Request, Status};
+use producer::{Config, Producer, ProducerState, Request, Status};
 use serde_json::Value;
 
 const SCHEDULED: &str = include_str!("../../../events/scheduled-event.json");
@@ -46,6 +47,7 @@ async fn env(segments: u32, page_limit: Option<i32>, max_pages: Option<u64>) -> 
         message_budget: 2_048,
         fields: FieldMap::default(),
         deadline_margin: Duration::from_secs(5),
+        lookback: Duration::from_secs(3600),
     };
     Env {
         state: StateStore::new(clients.dynamodb.clone(), state_table, source),
@@ -66,14 +68,20 @@ impl Env {
     }
 
     async fn put(&self, ids: std::ops::Range<usize>, updated: i64, text: &str) {
+        self.put_named(ids.map(|i| format!("p{i:04}")), updated, text)
+            .await
+    }
+
+    async fn put_named(&self, ids: impl Iterator<Item = String>, updated: i64, text: &str) {
         let items = ids
-            .map(|i| {
+            .enumerate()
+            .map(|(i, id)| {
                 HashMap::from([
-                    ("id".to_string(), AttributeValue::S(format!("p{i:04}"))),
+                    ("id".to_string(), AttributeValue::S(id)),
                     ("text".to_string(), AttributeValue::S(format!("{text} {i}"))),
                     (
                         "created_at".to_string(),
-                        AttributeValue::S("2024-05-01T08:00:00Z".into()),
+                        AttributeValue::N((updated - 86_400).to_string()),
                     ),
                     (
                         "updated_at".to_string(),
@@ -88,6 +96,15 @@ impl Env {
     /// Every record id sent since the last drain, with how many times it was sent.
     async fn drain(&self) -> BTreeMap<String, usize> {
         let mut seen = BTreeMap::new();
+        for (id, _) in self.drain_records().await {
+            *seen.entry(id).or_insert(0) += 1;
+        }
+        seen
+    }
+
+    /// Every (id, text) sent since the last drain.
+    async fn drain_records(&self) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
         let mut empty = 0;
         for _ in 0..200 {
             let got = self.queue.receive(10, Duration::ZERO).await.unwrap();
@@ -100,7 +117,7 @@ impl Env {
             }
             for d in got {
                 for r in decode_message(&d.body).unwrap().records {
-                    *seen.entry(r.id).or_insert(0) += 1;
+                    seen.push((r.id, r.text));
                 }
                 self.queue.ack(&d).await.unwrap();
             }
@@ -113,12 +130,24 @@ fn later() -> SystemTime {
     SystemTime::now() + Duration::from_secs(600)
 }
 
-const T0: i64 = 1_714_600_000;
+/// Two hours ago: records of an earlier day, outside a one-hour lookback
+/// once a run has completed.
+fn t0() -> i64 {
+    Utc::now().timestamp() - 7_200
+}
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+async fn state(e: &Env) -> Option<ProducerState> {
+    e.state.load_watermark().await.unwrap().map(|v| v.value)
+}
 
 #[tokio::test]
 async fn scheduled_event_sends_every_item_once_then_only_changes() {
     let e = env(3, Some(25), None).await;
-    e.put(0..150, T0, "great").await;
+    e.put(0..150, t0(), "great").await;
     let p = e.producer();
     let s = p
         .handle(request(SCHEDULED), later(), "req-1")
@@ -154,8 +183,8 @@ async fn scheduled_event_sends_every_item_once_then_only_changes() {
     assert_eq!(again.stats.sent_records, 0, "nothing new");
     assert!(e.drain().await.is_empty());
 
-    e.put(10..15, T0 + 60, "edited").await;
-    e.put(150..153, T0 + 60, "new").await;
+    e.put(10..15, now(), "edited").await;
+    e.put(150..153, now(), "new").await;
     let third = p
         .handle(request(SCHEDULED), later(), "req-3")
         .await
@@ -167,15 +196,22 @@ async fn scheduled_event_sends_every_item_once_then_only_changes() {
         ids,
         ["p0010", "p0011", "p0012", "p0013", "p0014", "p0150", "p0151", "p0152"]
     );
-    let wm = e.state.load_watermark().await.unwrap().unwrap().value;
-    assert_eq!(wm.at.unwrap().timestamp(), T0 + 60);
-    assert_eq!(wm.ids_at.len(), 8);
+    let st = state(&e).await.unwrap();
+    assert!(
+        (now() - st.watermark.unwrap().timestamp()).abs() < 60,
+        "watermark is the run's start"
+    );
+    assert_eq!(
+        st.last_run.unwrap().ledger_versions,
+        8,
+        "only versions inside the next window are kept"
+    );
 }
 
 #[tokio::test]
 async fn backfill_input_resends_everything() {
     let e = env(2, None, None).await;
-    e.put(0..40, T0, "fine").await;
+    e.put(0..40, t0(), "fine").await;
     let p = e.producer();
     p.handle(request(SCHEDULED), later(), "r1").await.unwrap();
     assert_eq!(e.drain().await.len(), 40);
@@ -186,7 +222,7 @@ async fn backfill_input_resends_everything() {
     );
     assert_eq!(e.drain().await.len(), 40);
     let since = Request::from_event(
-        &serde_json::json!({"mode":"incremental","since":"2024-05-01T00:00:00Z"}),
+        &serde_json::json!({"mode":"incremental","since": (Utc::now() - chrono::Duration::days(2)).to_rfc3339()}),
     )
     .unwrap();
     let s = p.handle(since, later(), "r3").await.unwrap();
@@ -197,7 +233,7 @@ async fn backfill_input_resends_everything() {
 #[tokio::test]
 async fn a_split_run_resumes_from_its_checkpoint_without_loss_or_duplicates() {
     let e = env(3, Some(7), Some(2)).await;
-    e.put(0..90, T0, "ok").await;
+    e.put(0..90, t0(), "ok").await;
     let p = e.producer();
     let mut statuses = Vec::new();
     let mut run_ids = Vec::new();
@@ -213,10 +249,7 @@ async fn a_split_run_resumes_from_its_checkpoint_without_loss_or_duplicates() {
         }
         assert_eq!(s.status, Status::Partial);
         assert!(s.pages <= 2);
-        assert!(
-            e.state.load_watermark().await.unwrap().is_none(),
-            "watermark moves only at the end"
-        );
+        assert!(state(&e).await.is_none(), "watermark moves only at the end");
     }
     assert_eq!(*statuses.last().unwrap(), Status::Complete);
     assert!(statuses.len() > 3, "{statuses:?}");
@@ -234,13 +267,13 @@ async fn a_split_run_resumes_from_its_checkpoint_without_loss_or_duplicates() {
         e.state.load_checkpoint::<Value>().await.unwrap().is_none(),
         "checkpoint cleared"
     );
-    assert!(e.state.load_watermark().await.unwrap().is_some());
+    assert!(state(&e).await.is_some());
 }
 
 #[tokio::test]
 async fn a_deadline_inside_the_margin_stops_before_reading_and_the_next_invocation_finishes() {
     let e = env(2, Some(10), None).await;
-    e.put(0..30, T0, "hi").await;
+    e.put(0..30, t0(), "hi").await;
     let p = e.producer();
     let soon = SystemTime::now() + Duration::from_secs(1); // margin is 5 s
     let s = p.handle(request(SCHEDULED), soon, "a").await.unwrap();
@@ -260,7 +293,7 @@ async fn a_deadline_inside_the_margin_stops_before_reading_and_the_next_invocati
 #[tokio::test]
 async fn a_held_lock_makes_an_overlapping_invocation_skip() {
     let e = env(1, None, None).await;
-    e.put(0..5, T0, "x").await;
+    e.put(0..5, t0(), "x").await;
     assert!(matches!(
         e.state
             .acquire_lock("someone-else", Duration::from_secs(300))
@@ -290,7 +323,7 @@ async fn resume_without_a_checkpoint_is_idle() {
 #[tokio::test]
 async fn rejected_items_are_counted_and_the_run_goes_on() {
     let e = env(2, None, None).await;
-    e.put(0..10, T0, "good").await;
+    e.put(0..10, t0(), "good").await;
     let bad = vec![
         HashMap::from([
             ("id".to_string(), AttributeValue::S("nt".into())),
@@ -343,7 +376,7 @@ impl WorkQueue for Throttled {
 #[tokio::test]
 async fn a_failing_queue_fails_the_invocation_as_retryable_and_releases_the_lock() {
     let e = env(1, None, None).await;
-    e.put(0..3, T0, "x").await;
+    e.put(0..3, t0(), "x").await;
     let failing = Producer::from_parts(
         e.config.clone(),
         e.dynamodb.clone(),
@@ -356,7 +389,7 @@ async fn a_failing_queue_fails_the_invocation_as_retryable_and_releases_the_lock
         .unwrap_err();
     assert_eq!(err.error_type(), "Retryable");
     assert!(err.message.contains("SendMessageBatch"), "{err}");
-    assert!(e.state.load_watermark().await.unwrap().is_none());
+    assert!(state(&e).await.is_none());
     let s = e
         .producer()
         .handle(request(SCHEDULED), later(), "g")
@@ -367,4 +400,227 @@ async fn a_failing_queue_fails_the_invocation_as_retryable_and_releases_the_lock
         (Status::Complete, 3),
         "lock was released"
     );
+}
+
+/// Records updated in the minute before a run (and in the same second as it
+/// starts) are sent by that run and by no later one.
+#[tokio::test]
+async fn records_updated_just_before_a_run_are_not_sent_again_by_the_next() {
+    let e = env(2, None, None).await;
+    e.put(0..20, now() - 30, "fresh").await;
+    e.put(20..25, now(), "this second").await;
+    let p = e.producer();
+    let first = p.handle(request(SCHEDULED), later(), "n1").await.unwrap();
+    assert_eq!(first.stats.sent_records, 25);
+    assert_eq!(e.drain().await.len(), 25);
+    for night in 2..5 {
+        let s = p
+            .handle(request(SCHEDULED), later(), &format!("n{night}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (s.status, s.stats.sent_records, s.already_sent),
+            (Status::Complete, 0, 25),
+            "night {night}"
+        );
+    }
+    assert!(e.drain().await.is_empty());
+}
+
+/// A record that becomes visible after a run with an `updated_at` behind that
+/// run (a writer whose clock is behind, an import keeping original times) is
+/// picked up by the next run when it is inside the lookback, exactly once.
+#[tokio::test]
+async fn late_writes_inside_the_lookback_are_picked_up_once() {
+    let e = env(2, None, None).await;
+    e.put(0..10, now() - 120, "on time").await;
+    let p = e.producer();
+    assert_eq!(
+        p.handle(request(SCHEDULED), later(), "a")
+            .await
+            .unwrap()
+            .stats
+            .sent_records,
+        10
+    );
+    e.drain().await;
+    // Older than everything the first run saw, younger than the lookback.
+    e.put(100..104, now() - 1_800, "late").await;
+    // Older than the lookback: outside every window.
+    e.put(200..201, now() - 3 * 3_600, "too late").await;
+    let s = p.handle(request(SCHEDULED), later(), "b").await.unwrap();
+    assert_eq!(s.stats.sent_records, 4);
+    let ids: Vec<String> = e.drain().await.into_keys().collect();
+    assert_eq!(ids, ["p0100", "p0101", "p0102", "p0103"]);
+    let s = p.handle(request(SCHEDULED), later(), "c").await.unwrap();
+    assert_eq!(s.stats.sent_records, 0);
+}
+
+/// A writer whose clock is ahead: its records are sent once, counted as
+/// clock-skewed once, and not re-sent (re-scored, re-billed) every night.
+#[tokio::test]
+async fn future_dated_records_are_sent_once_and_counted_as_clock_skewed() {
+    let e = env(1, None, None).await;
+    e.put(0..3, now() + 86_400, "tomorrow").await;
+    e.put(3..5, now() - 60, "today").await;
+    let p = e.producer();
+    let s = p.handle(request(SCHEDULED), later(), "x1").await.unwrap();
+    assert_eq!((s.stats.sent_records, s.clock_skewed), (5, 3));
+    assert_eq!(e.drain().await.len(), 5);
+    for i in 2..4 {
+        let s = p
+            .handle(request(SCHEDULED), later(), &format!("x{i}"))
+            .await
+            .unwrap();
+        assert_eq!((s.stats.sent_records, s.clock_skewed), (0, 0), "night {i}");
+    }
+    assert!(e.drain().await.is_empty());
+}
+
+/// A second version with the same key (id, updated_at) but other text is a
+/// different version: sent, not dropped as "already sent".
+#[tokio::test]
+async fn a_conflicting_version_with_the_same_key_is_sent() {
+    let e = env(1, None, None).await;
+    let at = now() - 300;
+    e.put(0..2, at, "first").await;
+    let p = e.producer();
+    p.handle(request(SCHEDULED), later(), "v1").await.unwrap();
+    e.drain().await;
+    e.put(0..1, at, "rewritten").await;
+    let s = p.handle(request(SCHEDULED), later(), "v2").await.unwrap();
+    assert_eq!(s.stats.sent_records, 1);
+    assert_eq!(
+        e.drain_records().await,
+        [("p0000".to_string(), "rewritten 0".to_string())]
+    );
+}
+
+/// Tens of thousands of items sharing one `updated_at` (a bulk load) with
+/// long ids: today's ids-at-the-watermark list would pass DynamoDB's 400 KB
+/// item limit; the ledger is chunked, so every night completes, sends nothing
+/// twice and sends later updates of some of them.
+#[tokio::test]
+async fn a_bulk_load_sharing_one_timestamp_completes_every_night() {
+    let mut e = env(4, None, None).await;
+    e.config.message_budget = 200 * 1024;
+    let at = now() - 600;
+    let n = 16_000;
+    let id = |i: usize| format!("bulk/{i:06}/{}", "x".repeat(40));
+    e.put_named((0..n).map(id), at, "bulk").await;
+    let p = e.producer();
+    let s = p
+        .handle(request(SCHEDULED), later(), "bulk-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.status, s.stats.sent_records),
+        (Status::Complete, n as u64)
+    );
+    assert_eq!(s.ledger_versions, n as u64);
+    let sent = e.drain().await;
+    assert_eq!(sent.len(), n);
+    assert!(sent.values().all(|c| *c == 1));
+    let st = state(&e).await.unwrap();
+    let ledger = st.ledger.unwrap();
+    assert!(ledger.chunks >= 2, "{ledger:?}");
+    let s = p
+        .handle(request(SCHEDULED), later(), "bulk-2")
+        .await
+        .unwrap();
+    assert_eq!((s.status, s.stats.sent_records), (Status::Complete, 0));
+    e.put_named((0..7).map(id), now(), "updated").await;
+    let s = p
+        .handle(request(SCHEDULED), later(), "bulk-3")
+        .await
+        .unwrap();
+    assert_eq!((s.status, s.stats.sent_records), (Status::Complete, 7));
+    let texts: Vec<String> = e
+        .drain_records()
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(texts.len(), 7);
+    assert!(texts.iter().all(|t| t.starts_with("updated")), "{texts:?}");
+}
+
+/// Texts with characters SQS refuses raw reach the queue (moto) and come
+/// back unchanged; the run completes.
+#[tokio::test]
+async fn texts_with_characters_sqs_refuses_are_sent_and_round_trip() {
+    let e = env(1, None, None).await;
+    let texts = [
+        "non-characters \u{FFFE}\u{FFFF}",
+        "astral 😀 \u{10FFFF} controls \u{1}\u{1F}",
+        "plain",
+    ];
+    let items = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            HashMap::from([
+                (
+                    "id".to_string(),
+                    AttributeValue::S(format!("odd/../id {i}")),
+                ),
+                ("text".to_string(), AttributeValue::S((*t).to_string())),
+                (
+                    "created_at".to_string(),
+                    AttributeValue::N((now() - 60).to_string()),
+                ),
+            ])
+        })
+        .collect();
+    put_items(&e.dynamodb, &e.config.source_table, items).await;
+    let s = e
+        .producer()
+        .handle(request(SCHEDULED), later(), "u")
+        .await
+        .unwrap();
+    assert_eq!((s.status, s.stats.sent_records), (Status::Complete, 3));
+    let mut got = e.drain_records().await;
+    got.sort();
+    let want: Vec<(String, String)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("odd/../id {i}"), (*t).to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A run split over invocations keeps the versions of every invocation in
+/// the ledger: the next night sends none of them again.
+#[tokio::test]
+async fn a_split_run_leaves_every_invocations_versions_in_the_ledger() {
+    let e = env(2, Some(5), Some(1)).await;
+    e.put(0..30, now() - 90, "split").await;
+    let p = e.producer();
+    for i in 0..40 {
+        let s = p
+            .handle(request(SCHEDULED), later(), &format!("s{i}"))
+            .await
+            .unwrap();
+        if s.status == Status::Complete {
+            break;
+        }
+    }
+    assert_eq!(e.drain().await.len(), 30);
+    let st = state(&e).await.unwrap();
+    assert_eq!(st.last_run.as_ref().unwrap().ledger_versions, 30);
+    assert!(st.last_run.unwrap().invocations > 2);
+    // The next night is split too (one page per invocation): none sends.
+    let mut sent = 0;
+    for i in 0..40 {
+        let s = p
+            .handle(request(SCHEDULED), later(), &format!("t{i}"))
+            .await
+            .unwrap();
+        sent += s.stats.sent_records;
+        if s.status == Status::Complete {
+            break;
+        }
+    }
+    assert_eq!(sent, 0);
+    assert!(e.drain().await.is_empty());
 }
