@@ -89,6 +89,7 @@ async fn dynamodb_items_reach_s3_exactly_once_through_both_handlers() {
         message_budget: 4_096,
         fields: FieldMap::default(),
         deadline_margin: Duration::from_secs(5),
+        lookback: etl_core::incremental::DEFAULT_LOOKBACK,
     };
     let producer = Producer::from_parts(
         config,

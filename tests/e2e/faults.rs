@@ -298,6 +298,7 @@ impl Aws {
             message_budget: budget,
             fields: FieldMap::default(),
             deadline_margin: Duration::from_secs(5),
+            lookback: etl_core::incremental::DEFAULT_LOOKBACK,
         }
     }
 

@@ -15,7 +15,7 @@ async fn store() -> StateStore {
 #[tokio::test]
 async fn watermark_writes_are_conditional_on_the_version_read() {
     let st = store().await;
-    assert!(st.load_watermark().await.unwrap().is_none());
+    assert!(st.load_watermark::<Watermark>().await.unwrap().is_none());
     let mut wm = Watermark {
         at: Some(Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap()),
         ids_at: ["a".to_string()].into(),
@@ -33,7 +33,7 @@ async fn watermark_writes_are_conditional_on_the_version_read() {
         .unwrap_err();
     assert!(stale.to_string().contains("version 1"), "{stale}");
 
-    let back = st.load_watermark().await.unwrap().unwrap();
+    let back = st.load_watermark::<Watermark>().await.unwrap().unwrap();
     assert_eq!(back.version, 2);
     assert_eq!(back.value, wm, "the stale write did not move it back");
 }
@@ -117,4 +117,56 @@ async fn an_expired_lock_can_be_taken_over() {
         st.acquire_lock("crashed", Duration::ZERO).await.unwrap(),
         LockOutcome::Held { .. }
     ));
+}
+
+/// A ledger far past DynamoDB's 400 KB item limit is stored in chunks and
+/// read back byte for byte; a missing chunk or altered bytes are refused
+/// with the generation named, never read as a smaller ledger.
+#[tokio::test]
+async fn ledgers_past_the_item_limit_round_trip_in_chunks_and_damage_is_refused() {
+    let st = store().await;
+    let mut ledger = etl_core::Ledger::new();
+    let now = Utc::now();
+    for i in 0..40_000u32 {
+        let r = etl_core::SourceRecord {
+            id: format!("bulk-{i}"),
+            text: "same time".into(),
+            created_at: now,
+            updated_at: now,
+            attributes: Default::default(),
+        };
+        ledger.insert(etl_core::fingerprint(&r), r.updated_at);
+    }
+    let bytes = ledger.encode();
+    assert!(bytes.len() > 900_000);
+    let r = st.save_ledger("run-1", &bytes).await.unwrap();
+    assert_eq!(
+        r.chunks as usize,
+        bytes.len().div_ceil(etl_aws::state::LEDGER_CHUNK_BYTES)
+    );
+    assert!(r.chunks >= 3);
+    let back = st.load_ledger(&r).await.unwrap();
+    assert_eq!(back, bytes);
+    assert_eq!(etl_core::Ledger::decode(&back).unwrap(), ledger);
+
+    // A second save never reuses the generation name.
+    let r2 = st.save_ledger("run-1", &bytes).await.unwrap();
+    assert_ne!(r2.generation, r.generation);
+
+    let mut wrong = r.clone();
+    wrong.sha256 = "0".repeat(64);
+    let err = st.load_ledger(&wrong).await.unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    st.delete_ledger(&r).await.unwrap();
+    let err = st.load_ledger(&r).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("ledger generation {} chunk 0", r.generation)),
+        "{err}"
+    );
+    assert_eq!(
+        st.load_ledger(&r2).await.unwrap(),
+        bytes,
+        "other generations untouched"
+    );
 }
