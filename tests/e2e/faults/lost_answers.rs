@@ -321,3 +321,78 @@ async fn aws_state_token_lost_answer_on_conditional_state_writes_is_not_a_confli
         started,
     );
 }
+
+/// (d, continued) The same lost answers across a run split in two: the
+/// first invocation stops at its page budget and saves a checkpoint, the
+/// second resumes, clears it and saves the watermark. Every one of those
+/// conditional writes loses its first answer; neither invocation may fail,
+/// and nothing is sent twice.
+///
+/// Expected to fail until conditional state writes carry an owner / version
+/// token (crates/aws/src/state.rs; issue 11, item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_state_token_lost_answers_on_checkpoint_writes_of_a_resumed_run_are_not_conflicts() {
+    let started = Instant::now();
+    let env = aws_env("flt-lostcp", 25, 3, None).await;
+    let records = plain_records(120);
+    env.put_source(&records).await;
+    let odd: Vec<u64> = (1..=99).step_by(2).collect();
+    env.proxy.set_rules(
+        ["PutItem", "UpdateItem", "DeleteItem"]
+            .into_iter()
+            .map(|op| {
+                Rule::new(
+                    "dynamodb",
+                    op,
+                    Fault::LoseAnswer,
+                    Trigger::Calls(odd.clone()),
+                )
+            })
+            .collect(),
+    );
+    let rec = Arc::new(Recorder::new(SqsQueue::new(
+        env.via.sqs.clone(),
+        &env.queue_url,
+    )));
+    let split = env.producer(env.producer_config(2, 25, Some(2), 1_500), rec.clone());
+    let first = split
+        .handle(Request::Scheduled, far_deadline(), "inv-1")
+        .await
+        .unwrap_or_else(|e| panic!("a lost answer on a checkpoint write failed the run: {e}"));
+    assert_eq!(first.status, Status::Partial, "{first:?}");
+    let whole = env.producer(env.producer_config(2, 25, None, 1_500), rec.clone());
+    let second = whole
+        .handle(Request::Scheduled, far_deadline(), "inv-2")
+        .await
+        .unwrap_or_else(|e| panic!("a lost answer on a state write failed the resumed run: {e}"));
+    assert_eq!(second.status, Status::Complete, "{second:?}");
+    assert!(second.resumed, "{second:?}");
+    let fired: u64 = env.proxy.fired().iter().sum();
+    env.proxy.clear_rules();
+    let counts = env.proxy.counts();
+    assert!(fired >= 4, "lock, checkpoint, lock, watermark: {counts:?}");
+
+    let third = whole
+        .handle(Request::Scheduled, far_deadline(), "inv-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.status, third.stats.sent_records),
+        (Status::Complete, 0),
+        "the watermark was saved: {third:?}"
+    );
+    let sent = flatten(&rec.take());
+    assert_eq!(sent.len(), records.len(), "every record sent once");
+
+    let drained = drain(&env.harness_queue(), &[env.vader_consumer()], 200).await;
+    let (lake, _) = env.lake().await;
+    let acc = exactly_once(&records, &lake);
+    report(
+        "checkpointed run split in two, every conditional state write's answer lost",
+        "aws",
+        &acc,
+        counts.to_json(),
+        json!({"state_writes_with_lost_answers": fired, "drain": drained.json()}),
+        started,
+    );
+}
