@@ -18,7 +18,10 @@ import json
 import sys
 from collections import Counter, OrderedDict
 
-KIND_ORDER = ["throttle", "http500", "http503", "reset", "slow", "partial_batch"]
+KIND_ORDER = [
+    "throttle", "http500", "http503", "reset", "slow", "partial_batch",
+    "lose_answer", "hang", "hang_after_forward",
+]
 
 
 def load(path):

@@ -13,14 +13,16 @@
 //! maximum receive count. Local scenarios run `etl_local` with failing
 //! analyzers.
 //!
+//! Lost answers and hangs (a request applied but never answered, or held
+//! until the client's timeout gives up) are in [`lost_answers`].
+//!
 //! With `RELIABILITY_REPORT=<path>` each scenario appends one JSON line with
 //! its figures (faults injected per kind and operation, records accounted);
 //! `make reliability` summarises them (tools/reliability_report.py).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -33,7 +35,7 @@ use etl_aws::testing::{
     stub_label, unique, ComprehendStub, Fault, FaultProxy, Rule, Trigger,
 };
 use etl_aws::{
-    Clients, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink, SqsQueue, StateStore,
+    Clients, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink, SqsQueue, StateStore, Timeouts,
 };
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::{
@@ -45,126 +47,34 @@ use producer::{Producer, Request, Status};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use crate::support::accounting::{report, versions, Accounting, Version};
 use crate::support::{s3_lake, TEXTS};
+
+mod lost_answers;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 // ---------------------------------------------------------------------------
-// Accounting and the machine-readable report
-// ---------------------------------------------------------------------------
-
-/// Where every source record ended up.
-#[derive(Debug, Clone)]
-struct Accounting {
-    source: usize,
-    lake_rows: usize,
-    lake_unique: usize,
-    duplicates: usize,
-    dead_letter: usize,
-    dead_without_reason: usize,
-    in_both: usize,
-    missing: Vec<String>,
-    unexpected: Vec<String>,
-}
-
-impl Accounting {
-    fn new(
-        source: &BTreeSet<String>,
-        lake_ids: &[String],
-        dead: &BTreeMap<String, String>,
-    ) -> Self {
-        let lake: BTreeSet<String> = lake_ids.iter().cloned().collect();
-        let dead_ids: BTreeSet<String> = dead.keys().cloned().collect();
-        let placed: BTreeSet<String> = lake.union(&dead_ids).cloned().collect();
-        Self {
-            source: source.len(),
-            lake_rows: lake_ids.len(),
-            lake_unique: lake.len(),
-            duplicates: lake_ids.len() - lake.len(),
-            dead_letter: dead_ids.len(),
-            dead_without_reason: dead.values().filter(|r| r.trim().is_empty()).count(),
-            in_both: lake.intersection(&dead_ids).count(),
-            missing: source.difference(&placed).cloned().collect(),
-            unexpected: placed.difference(source).cloned().collect(),
-        }
-    }
-
-    fn ok(&self) -> bool {
-        self.duplicates == 0
-            && self.dead_without_reason == 0
-            && self.in_both == 0
-            && self.missing.is_empty()
-            && self.unexpected.is_empty()
-            && self.lake_unique + self.dead_letter == self.source
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "source": self.source,
-            "lake": self.lake_unique,
-            "lake_rows": self.lake_rows,
-            "dead_letter": self.dead_letter,
-            "duplicates": self.duplicates,
-            "missing": self.missing.len(),
-            "unexpected": self.unexpected.len(),
-            "in_lake_and_dead_letter": self.in_both,
-            "dead_letter_without_reason": self.dead_without_reason,
-        })
-    }
-
-    fn assert(&self) {
-        assert!(
-            self.ok(),
-            "accounting failed: {:?}",
-            Accounting {
-                missing: self.missing.iter().take(20).cloned().collect(),
-                unexpected: self.unexpected.iter().take(20).cloned().collect(),
-                ..self.clone()
-            }
-        );
-    }
-}
-
-/// Append the scenario's figures to `$RELIABILITY_REPORT` (one JSON line),
-/// then assert the accounting.
-fn report(
-    scenario: &str,
-    backend: &str,
-    acc: &Accounting,
-    faults: Value,
-    extra: Value,
-    started: Instant,
-) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    if let Some(path) = std::env::var_os("RELIABILITY_REPORT") {
-        let line = json!({
-            "scenario": scenario,
-            "backend": backend,
-            "ok": acc.ok(),
-            "records": acc.json(),
-            "faults": faults,
-            "extra": extra,
-            "elapsed_ms": started.elapsed().as_millis() as u64,
-        });
-        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .expect("open RELIABILITY_REPORT");
-        writeln!(f, "{line}").expect("write RELIABILITY_REPORT");
-    }
-    acc.assert();
-}
-
-// ---------------------------------------------------------------------------
 // Source data
 // ---------------------------------------------------------------------------
 
+/// When this test binary started, to the second: fixtures are dated
+/// relative to it, as live data is.
+fn now() -> DateTime<Utc> {
+    static NOW: OnceLock<DateTime<Utc>> = OnceLock::new();
+    *NOW.get_or_init(|| {
+        let n = Utc::now();
+        Utc.timestamp_opt(n.timestamp(), 0).unwrap()
+    })
+}
+
+/// Record `i`'s time: two minutes before [`now`] and 37 minutes further back
+/// per record, so a few hundred records span about a week of partitions and
+/// none is in the future.
 fn created(i: usize) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 5, 1, 6, 0, 0).unwrap() + chrono::Duration::minutes(i as i64 * 37)
+    now() - chrono::Duration::minutes(2 + i as i64 * 37)
 }
 
 fn record(i: usize, text: String) -> SourceRecord {
@@ -198,6 +108,11 @@ fn ids(records: &[SourceRecord]) -> BTreeSet<String> {
     records.iter().map(|r| r.id.clone()).collect()
 }
 
+/// The accounting of a scenario in which nothing may be dead-lettered.
+fn exactly_once(records: &[SourceRecord], lake: &[Version]) -> Accounting {
+    Accounting::new(&versions(records), lake, &[], &BTreeSet::new())
+}
+
 fn pack(records: Vec<SourceRecord>, budget: usize) -> Vec<OutgoingMessage> {
     let mut packer = Packer::new(budget, Some(SQS_MAX_MESSAGE_BYTES));
     let mut out = Vec::new();
@@ -208,6 +123,18 @@ fn pack(records: Vec<SourceRecord>, budget: usize) -> Vec<OutgoingMessage> {
         out.push(m);
     }
     out
+}
+
+/// The versions in a dead-lettered message body, each with `reason`.
+fn dead_versions(body: &str, reason: &str) -> Vec<(Version, String)> {
+    decode_message(body)
+        .map(|m| {
+            m.records
+                .iter()
+                .map(|r| (Version::of(r), reason.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn body_ids(body: &str) -> Vec<String> {
@@ -235,13 +162,40 @@ struct Aws {
 }
 
 async fn aws_env(tag: &str, seed: u64, max_receive: u32, stub: Option<&ComprehendStub>) -> Aws {
+    aws_env_with(tag, seed, max_receive, stub, &Timeouts::default()).await
+}
+
+/// Client timeouts for the lost-answer and hang scenarios: an attempt gives
+/// up after 1 s (the read limit is longer, so it is the attempt limit that
+/// fires), which keeps a held connection cheap to wait out. Far above what
+/// moto needs for one call on loopback.
+fn short_timeouts() -> Timeouts {
+    Timeouts {
+        connect: ms(1_000),
+        read: ms(5_000),
+        attempt: ms(1_000),
+        operation: ms(10_000),
+    }
+}
+
+/// A hold longer than any client here waits: the client's timeout ends it.
+const HOLD: Duration = Duration::from_secs(15);
+
+/// [`aws_env`] whose pipeline clients use `timeouts`.
+async fn aws_env_with(
+    tag: &str,
+    seed: u64,
+    max_receive: u32,
+    stub: Option<&ComprehendStub>,
+    timeouts: &Timeouts,
+) -> Aws {
     let m = moto();
     let proxy = match stub {
         Some(s) => FaultProxy::start_with_comprehend(m.addr(), s, seed).await,
         None => FaultProxy::start(m.addr(), seed).await,
     };
     let direct = m.clients().await;
-    let via = proxy.clients().await;
+    let via = proxy.clients_with(timeouts).await;
     let (source, state, bucket) = (
         unique(&format!("{tag}-src")),
         unique(&format!("{tag}-state")),
@@ -348,11 +302,12 @@ impl Aws {
         self.harness_queue().send(messages).await.unwrap();
     }
 
-    /// Record ids of every row in the lake (duplicates kept) and their dts.
-    async fn lake(&self) -> (Vec<String>, BTreeSet<String>) {
+    /// The version of every row in the lake (repeats kept), read back from
+    /// its Parquet, and the dts.
+    async fn lake(&self) -> (Vec<Version>, BTreeSet<String>) {
         let rows = s3_lake::rows(&self.direct.s3, &self.bucket).await;
         let dts = rows.iter().map(|r| r.dt.clone()).collect();
-        (rows.into_iter().map(|r| r.id).collect(), dts)
+        (Version::of_s3(&rows), dts)
     }
 
     async fn lake_rows(&self) -> Vec<s3_lake::S3Row> {
@@ -705,7 +660,7 @@ async fn aws_producer_interrupted_by_deadline_and_kill_resumes_without_loss_or_d
     let consumer = env.vader_consumer();
     let drained = drain(&env.harness_queue(), &[consumer], 200).await;
     let (lake, _) = env.lake().await;
-    let acc = Accounting::new(&source, &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "producer interrupted (deadline, page budget, killed) then rerun",
         "aws",
@@ -779,7 +734,7 @@ async fn aws_overlapping_producer_runs_only_one_sends() {
 
     let drained = drain(&env.harness_queue(), &[env.vader_consumer()], 100).await;
     let (lake, _) = env.lake().await;
-    let acc = Accounting::new(&ids(&records), &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "two producer runs overlapping",
         "aws",
@@ -843,7 +798,7 @@ async fn aws_consumer_crash_after_write_before_ack_rewrites_same_keys() {
     );
 
     let (lake, _) = env.lake().await;
-    let acc = Accounting::new(&ids(&records), &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "consumer crash after S3 write, before ack",
         "aws",
@@ -923,7 +878,7 @@ async fn aws_same_message_in_two_concurrent_batches_and_glue_race() {
         "every dt registered once in Glue"
     );
     let counts = env.proxy.counts();
-    let acc = Accounting::new(&ids(&records), &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "same message in two batches concurrently; Glue registration race",
         "aws",
@@ -991,7 +946,7 @@ async fn aws_comprehend_error_list_and_throttling() {
     let consumer = env.consumer(analyzer.clone(), Some(analyzer));
     let drained = drain(&env.harness_queue(), &[consumer], 200).await;
 
-    let mut dead = BTreeMap::new();
+    let mut dead = Vec::new();
     let dlq = env.dead_letters().await;
     for d in &dlq {
         let msg = decode_message(&d.body).expect("dead letters here are decodable");
@@ -1010,7 +965,7 @@ async fn aws_comprehend_error_list_and_throttling() {
             )
         };
         for r in &msg.records {
-            dead.insert(r.id.clone(), reason.clone());
+            dead.push((Version::of(r), reason.clone()));
         }
     }
     let rows = env.lake_rows().await;
@@ -1019,7 +974,7 @@ async fn aws_comprehend_error_list_and_throttling() {
         assert_eq!(r.sentiment, stub_label(&r.text).0, "{r:?}");
         assert!(r.compound.is_none());
     }
-    let lake: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+    let lake = Version::of_s3(&rows);
     let refused_messages = messages
         .iter()
         .filter(|m| m.body.contains("[[comprehend-refuses]]"))
@@ -1034,7 +989,14 @@ async fn aws_comprehend_error_list_and_throttling() {
         sc.throttled == 7 && sc.transient_errors > 0 && sc.permanent_errors > 0,
         "{sc:?}"
     );
-    let acc = Accounting::new(&ids(&records), &lake, &dead);
+    // Only the refused documents may be dead-lettered; their healthy
+    // neighbours must land (issue 11, item 7).
+    let refusable: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.text.contains(ComprehendStub::FAIL_MARKER))
+        .map(|r| r.id.clone())
+        .collect();
+    let acc = Accounting::new(&versions(&records), &lake, &dead, &refusable);
     let mut faults = env.faults();
     faults["stub"] = json!({
         "calls": sc.calls, "throttled": sc.throttled, "scored": sc.scored,
@@ -1110,15 +1072,11 @@ async fn aws_s3_and_glue_failing_for_a_while() {
     let drained = drain(&env.harness_queue(), &consumers, 300).await;
     env.proxy.clear_rules();
 
-    let dead: BTreeMap<String, String> = env
+    let dead: Vec<(Version, String)> = env
         .dead_letters()
         .await
         .iter()
-        .flat_map(|d| {
-            body_ids(&d.body)
-                .into_iter()
-                .map(|id| (id, "max receives".to_owned()))
-        })
+        .flat_map(|d| dead_versions(&d.body, "max receives"))
         .collect();
     let (lake, dts) = env.lake().await;
     assert!(
@@ -1126,7 +1084,7 @@ async fn aws_s3_and_glue_failing_for_a_while() {
         "transient trouble never dead-letters with 10 receives"
     );
     assert_eq!(env.glue_partitions().await, dts);
-    let acc = Accounting::new(&ids(&records), &lake, &dead);
+    let acc = Accounting::new(&versions(&records), &lake, &dead, &BTreeSet::new());
     assert!(env.proxy.counts().injected() > 20);
     report(
         "S3 and Glue failing for a while (throttle/5xx/reset/slow), two consumers",
@@ -1171,7 +1129,7 @@ async fn aws_poison_message_reaches_dlq_after_max_receives() {
     }
     assert_eq!(poison_batches, 3, "received exactly maxReceiveCount times");
     let (lake, _) = env.lake().await;
-    let acc = Accounting::new(&ids(&records), &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "poison message to the DLQ after max receives, rest of batch succeeds",
         "aws",
@@ -1250,7 +1208,7 @@ async fn aws_dynamodb_scan_throttled_and_reset_mid_pagination() {
 
     let drained = drain(&env.harness_queue(), &[env.vader_consumer()], 200).await;
     let (lake, _) = env.lake().await;
-    let acc = Accounting::new(&ids(&records), &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "DynamoDB scan throttled / reset / 5xx mid-pagination",
         "aws",
@@ -1331,7 +1289,7 @@ async fn aws_sqs_send_partially_failing() {
     }
     let drained = drain(&queue, &[env.vader_consumer()], 100).await;
     let (lake, _) = env.lake().await;
-    let acc = Accounting::new(&ids(&records), &lake, &BTreeMap::new());
+    let acc = exactly_once(&records, &lake);
     report(
         "SQS SendMessageBatch partially failing",
         "aws",
@@ -1392,16 +1350,20 @@ async fn local_analyzer_throttled_for_a_while_and_refusing_documents() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
-    let n = 300;
+    let records: Vec<SourceRecord> = (0..300)
+        .map(|i| {
+            let text = if i % 97 == 5 {
+                format!("refuse me {} (#{i})", ComprehendStub::FAIL_MARKER)
+            } else {
+                format!("{} (#{i})", TEXTS[i % TEXTS.len()])
+            };
+            record(i, text)
+        })
+        .collect();
     let mut lines = String::new();
-    for i in 0..n {
-        let text = if i % 97 == 5 {
-            format!("refuse me {}", ComprehendStub::FAIL_MARKER)
-        } else {
-            format!("{} (#{i})", TEXTS[i % TEXTS.len()])
-        };
+    for r in &records {
         lines.push_str(
-            &json!({"id": format!("r{i}"), "text": text, "created_at": created(i).to_rfc3339()})
+            &json!({"id": r.id, "text": r.text, "created_at": r.created_at.to_rfc3339()})
                 .to_string(),
         );
         lines.push('\n');
@@ -1433,23 +1395,23 @@ async fn local_analyzer_throttled_for_a_while_and_refusing_documents() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-    let mut dead = BTreeMap::new();
+    let mut dead = Vec::new();
     for dl in &dls {
         assert!(
             dl.reason.contains("TEXT_SIZE_LIMIT_EXCEEDED"),
             "only refused documents dead-letter: {}",
             dl.reason
         );
-        for id in &dl.record_ids {
-            dead.insert(id.clone(), dl.reason.clone());
-        }
+        dead.extend(dead_versions(&dl.body, &dl.reason));
     }
-    let source: BTreeSet<String> = (0..n).map(|i| format!("r{i}")).collect();
-    let lake_ids: Vec<String> = crate::lake::read_lake(&lake)
-        .into_iter()
-        .map(|r| r.id)
+    let lake_rows = Version::of_local(&crate::lake::read_lake(&lake));
+    // Only the refused documents may be dead-lettered (issue 11, item 7).
+    let refusable: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.text.contains(ComprehendStub::FAIL_MARKER))
+        .map(|r| r.id.clone())
         .collect();
-    let acc = Accounting::new(&source, &lake_ids, &dead);
+    let acc = Accounting::new(&versions(&records), &lake_rows, &dead, &refusable);
     assert_eq!(summary.dead_lettered_records as usize, dead.len());
     report(
         "analyzer throttled for a while and refusing documents",
@@ -1507,11 +1469,7 @@ async fn local_duplicate_and_redelivered_messages_rewrite_their_own_files() {
     }
     assert_eq!(crate::lake::parquet_files(&lake), files, "same files");
     assert_eq!(files.len(), messages.len());
-    let lake_ids: Vec<String> = crate::lake::read_lake(&lake)
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let acc = Accounting::new(&ids(&records), &lake_ids, &BTreeMap::new());
+    let acc = exactly_once(&records, &Version::of_local(&crate::lake::read_lake(&lake)));
     report(
         "same message twice concurrently, redelivery after crash before ack",
         "local",

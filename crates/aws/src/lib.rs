@@ -6,7 +6,10 @@
 //! cheap per-service clients from it. Every client honours `AWS_ENDPOINT_URL`
 //! (aws-config reads it natively), which is how tests and `cargo lambda watch`
 //! point everything at moto; S3 then switches to path-style addressing because
-//! emulators on `127.0.0.1` cannot serve virtual-hosted bucket names.
+//! emulators on `127.0.0.1` cannot serve virtual-hosted bucket names. Every
+//! client also gets connect, read, attempt and operation timeouts
+//! ([`Timeouts`], from `AWS_*_TIMEOUT_MS`), so a lost answer costs one
+//! attempt, not the function's whole deadline.
 #![warn(missing_docs)]
 
 pub mod athena;
@@ -21,6 +24,7 @@ pub mod sqs;
 pub mod state;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod timeouts;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
@@ -32,6 +36,7 @@ pub use glue::GlueCatalog;
 pub use s3::S3Sink;
 pub use sqs::SqsQueue;
 pub use state::{LedgerRef, LockOutcome, StateStore, Versioned};
+pub use timeouts::Timeouts;
 
 /// One client per service, all from the same [`SdkConfig`]. Clients are cheap
 /// handles around shared connection pools; clone them freely.
@@ -56,13 +61,20 @@ pub struct Clients {
 
 impl Clients {
     /// Load the configuration from the environment (region, credentials,
-    /// `AWS_ENDPOINT_URL`, …) and build every client. Call once per container.
-    pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::from_conf(&config)
+    /// `AWS_ENDPOINT_URL`, the `AWS_*_TIMEOUT_MS` [`Timeouts`], …) and build
+    /// every client. Call once per container. An invalid timeout is an error
+    /// naming its variable.
+    pub async fn from_env() -> Result<Self, lambda::ConfigError> {
+        let timeouts = Timeouts::from_env()?;
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts.config())
+            .load()
+            .await;
+        Ok(Self::from_conf(&config))
     }
 
-    /// Build every client from an existing configuration.
+    /// Build every client from an existing configuration (its retry and
+    /// timeout settings included: build it with [`Timeouts::config`]).
     pub fn from_conf(config: &SdkConfig) -> Self {
         let s3_conf = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(config.endpoint_url().is_some())

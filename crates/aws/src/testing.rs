@@ -28,14 +28,14 @@ use aws_types::region::Region;
 use etl_core::Delivery;
 use serde_json::{json, Value};
 
-use crate::Clients;
+use crate::{Clients, Timeouts};
 
 mod comprehend_stub;
 pub mod faults;
 mod http;
 
 pub use comprehend_stub::{stub_label, ComprehendStub, StubCounts};
-pub use faults::{Fault, FaultCounts, FaultProxy, Rule, Trigger};
+pub use faults::{Fault, FaultCounts, FaultProxy, Rule, Trigger, MAX_HOLD};
 
 /// A running moto_server.
 #[derive(Debug)]
@@ -126,7 +126,8 @@ impl Moto {
     }
 
     /// An SDK configuration for moto in `region` (moto keeps separate state
-    /// per region, which isolates tests that use moto's global knobs).
+    /// per region, which isolates tests that use moto's global knobs), with
+    /// the Lambdas' default [`Timeouts`].
     pub async fn sdk_config_in(&self, region: &str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
@@ -134,6 +135,7 @@ impl Moto {
                 "testing", "testing", None, None, "moto",
             ))
             .endpoint_url(self.endpoint())
+            .timeout_config(Timeouts::default().config())
             .load()
             .await
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let producer = Producer::new(config, &Clients::from_env().await);
+    let producer = Producer::new(config, &Clients::from_env().await?);
     run(service_fn(|event: LambdaEvent<Value>| {
         producer.invoke(event)
     }))

@@ -1,6 +1,7 @@
 //! Helpers for the AWS end-to-end tests (moto itself is started by
 //! `etl_aws::testing`).
 
+pub mod accounting;
 pub mod s3_lake;
 
 /// Texts the end-to-end tests cycle through: positive, negative, neutral,

@@ -2,7 +2,7 @@
 //! `prefix/sentiment/`, with `dt` from the Hive key.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
+use arrow_array::types::{Float64Type, TimestampMicrosecondType};
 use arrow_array::Array;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -11,6 +11,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 pub struct S3Row {
     pub id: String,
     pub text: String,
+    /// `updated_at`, µs since the epoch.
+    pub updated_at_us: i64,
     pub sentiment: String,
     pub compound: Option<f64>,
     pub engine: String,
@@ -77,10 +79,16 @@ pub async fn rows(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<S3Row> {
                 .unwrap()
                 .as_primitive::<Float64Type>()
                 .clone();
+            let updated = b
+                .column_by_name("updated_at")
+                .unwrap()
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone();
             for i in 0..b.num_rows() {
                 rows.push(S3Row {
                     id: id.value(i).to_owned(),
                     text: text.value(i).to_owned(),
+                    updated_at_us: updated.value(i),
                     sentiment: sentiment.value(i).to_owned(),
                     compound: (!compound.is_null(i)).then(|| compound.value(i)),
                     engine: engine.value(i).to_owned(),

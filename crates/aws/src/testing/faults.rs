@@ -19,11 +19,22 @@
 //! * [`Fault::Slow`]: the request is forwarded after a delay;
 //! * [`Fault::PartialBatch`]: SQS `SendMessageBatch` only: some entries are
 //!   kept from moto and reported in `Failed` (`SenderFault: false`), the
-//!   others are delivered — the half-succeeded batch SQS can answer.
+//!   others are delivered — the half-succeeded batch SQS can answer;
+//! * [`Fault::LoseAnswer`]: the request is forwarded and applied by moto,
+//!   then the connection is reset instead of answering — the lost response
+//!   after which a retry repeats a write that already happened;
+//! * [`Fault::Hang`]: the connection is held open without an answer (and
+//!   without forwarding) until the client gives up, at most the given
+//!   duration (capped at [`MAX_HOLD`]) so no test can hang forever;
+//! * [`Fault::HangAfterForward`]: like `Hang`, but after moto has applied
+//!   the request: the answer is held back until the client gives up.
 //!
 //! Every request, forwarded or not, is counted per service, operation and
 //! outcome ([`FaultProxy::counts`]); tests read those figures for their
-//! accounting and reports. The proxy serves one exchange per connection and
+//! accounting and reports. A held connection ends as `client_gave_up` (the
+//! client closed it: its timeout fired) or `hold_expired` (the bound came
+//! first), so a test can tell the client's timeout did the work. Each rule's
+//! own firings are in [`FaultProxy::fired`]. The proxy serves one exchange per connection and
 //! answers `Connection: close`, so the SDK opens a fresh connection per
 //! attempt (cheap on loopback) and a reset never poisons a pooled connection.
 //!
@@ -41,12 +52,12 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 use aws_types::region::Region;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::http::{self, Request};
-use crate::Clients;
+use crate::{Clients, Timeouts};
 
 pub use super::comprehend_stub::{ComprehendStub, StubCounts};
 
@@ -66,7 +77,21 @@ pub enum Fault {
     /// SQS `SendMessageBatch`: fail this fraction of the entries (seeded),
     /// at least one, forwarding the rest.
     PartialBatch(f64),
+    /// Forward (moto applies the request), then reset the connection
+    /// instead of answering.
+    LoseAnswer,
+    /// Hold the connection open without forwarding or answering until the
+    /// client closes it, at most this long (capped at [`MAX_HOLD`]); then
+    /// reset it.
+    Hang(Duration),
+    /// Forward (moto applies the request), then hold the answer back as
+    /// [`Fault::Hang`] does.
+    HangAfterForward(Duration),
 }
+
+/// The longest any connection is held by [`Fault::Hang`] or
+/// [`Fault::HangAfterForward`], whatever the rule says.
+pub const MAX_HOLD: Duration = Duration::from_secs(20);
 
 impl Fault {
     /// The name used in counters and reports.
@@ -78,6 +103,9 @@ impl Fault {
             Fault::Reset => "reset",
             Fault::Slow(_) => "slow",
             Fault::PartialBatch(_) => "partial_batch",
+            Fault::LoseAnswer => "lose_answer",
+            Fault::Hang(_) => "hang",
+            Fault::HangAfterForward(_) => "hang_after_forward",
         }
     }
 }
@@ -137,7 +165,8 @@ impl Rule {
 
 /// Counters: (service, operation, outcome) → count. Outcomes are `calls`
 /// (every request seen), `forwarded`, and one per [`Fault::name`];
-/// `partial_batch_entries` counts the entries failed by partial batches.
+/// `partial_batch_entries` counts the entries failed by partial batches;
+/// `client_gave_up` / `hold_expired` say how each held connection ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultCounts(pub BTreeMap<(String, String, String), u64>);
 
@@ -149,6 +178,9 @@ pub const FAULT_KINDS: &[&str] = &[
     "reset",
     "slow",
     "partial_batch",
+    "lose_answer",
+    "hang",
+    "hang_after_forward",
 ];
 
 impl FaultCounts {
@@ -376,6 +408,12 @@ impl FaultProxy {
         self.lock().rules.clear();
     }
 
+    /// How often each current rule has fired, in rule order (since it was
+    /// set or added).
+    pub fn fired(&self) -> Vec<u64> {
+        self.lock().rules.iter().map(|r| r.fired).collect()
+    }
+
     /// A snapshot of the counters.
     pub fn counts(&self) -> FaultCounts {
         self.lock().counts.clone()
@@ -398,8 +436,14 @@ impl FaultProxy {
     }
 
     /// An SDK configuration pointed at the proxy (static test credentials,
-    /// [`FaultProxy::retry_config`]).
+    /// [`FaultProxy::retry_config`], the Lambdas' default [`Timeouts`]).
     pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_with(&Timeouts::default()).await
+    }
+
+    /// Like [`FaultProxy::sdk_config`] with other timeouts (a hang scenario
+    /// shortens them so the client gives up in milliseconds).
+    pub async fn sdk_config_with(&self, timeouts: &Timeouts) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -407,6 +451,7 @@ impl FaultProxy {
             ))
             .endpoint_url(self.endpoint())
             .retry_config(Self::retry_config())
+            .timeout_config(timeouts.config())
             .load()
             .await
     }
@@ -417,8 +462,13 @@ impl FaultProxy {
     /// process-wide static per partition, and a test that injects hundreds
     /// of faults must not drain the retry budget of the tests next to it.
     pub async fn clients(&self) -> Clients {
+        self.clients_with(&Timeouts::default()).await
+    }
+
+    /// Like [`FaultProxy::clients`] with other timeouts.
+    pub async fn clients_with(&self, timeouts: &Timeouts) -> Clients {
         use aws_sdk_s3::config::retry::RetryPartition;
-        let conf = self.sdk_config().await;
+        let conf = self.sdk_config_with(timeouts).await;
         let base = Clients::from_conf(&conf);
         let part = |svc: &str| RetryPartition::new(format!("{}-{svc}", self.name));
         Clients {
@@ -632,15 +682,13 @@ async fn serve(
             conn.shutdown().await?;
             return Ok(());
         }
-        Some(Fault::Reset) => {
-            // A zero linger makes close send a TCP reset; it never blocks
-            // (the deprecation is about non-zero lingers).
-            #[allow(deprecated)]
-            conn.set_linger(Some(Duration::ZERO))?;
-            drop(conn);
-            return Ok(());
-        }
+        Some(Fault::Reset) => return reset(conn),
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Hang(max)) => {
+            let outcome = hold(&mut conn, *max).await;
+            count_outcome(&state, &service, &op, outcome);
+            return reset(conn);
+        }
         Some(Fault::PartialBatch(frac)) => {
             if let Some((body, failed)) = split_batch(&req.body, *frac, &state) {
                 if body.is_empty() {
@@ -664,7 +712,7 @@ async fn serve(
                 failed_entries = failed;
             }
         }
-        None => {}
+        Some(Fault::LoseAnswer | Fault::HangAfterForward(_)) | None => {}
     }
     let upstream = routes
         .by_service
@@ -687,6 +735,15 @@ async fn serve(
             );
         }
     }
+    match &fault {
+        Some(Fault::LoseAnswer) => return reset(conn),
+        Some(Fault::HangAfterForward(max)) => {
+            let outcome = hold(&mut conn, *max).await;
+            count_outcome(&state, &service, &op, outcome);
+            return reset(conn);
+        }
+        _ => {}
+    }
     if !failed_entries.is_empty() && resp.status_line.contains(" 200") {
         resp.body = merge_failed(&resp.body, &failed_entries);
     }
@@ -694,6 +751,38 @@ async fn serve(
         .await?;
     conn.shutdown().await?;
     Ok(())
+}
+
+/// Close the connection with a TCP reset, without an answer.
+fn reset(conn: TcpStream) -> std::io::Result<()> {
+    // A zero linger makes close send a TCP reset; it never blocks (the
+    // deprecation is about non-zero lingers).
+    #[allow(deprecated)]
+    conn.set_linger(Some(Duration::ZERO))?;
+    drop(conn);
+    Ok(())
+}
+
+/// Hold a connection without answering until the client closes it (returns
+/// `client_gave_up`) or `max` (at most [`MAX_HOLD`]) has passed
+/// (`hold_expired`). Bytes the client sends meanwhile are read and ignored.
+async fn hold(conn: &mut TcpStream, max: Duration) -> &'static str {
+    let deadline = tokio::time::Instant::now() + max.min(MAX_HOLD);
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Err(_) => return "hold_expired",
+            Ok(Ok(0) | Err(_)) => return "client_gave_up",
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn count_outcome(state: &Mutex<State>, service: &str, op: &str, outcome: &str) {
+    state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .count(service, op, outcome, 1);
 }
 
 /// Drop a seeded fraction (at least one) of a SendMessageBatch request's
@@ -862,6 +951,118 @@ mod tests {
         assert_eq!(run(7), run(7));
         let n = run(7).iter().filter(|f| **f).count();
         assert!((230..370).contains(&n), "{n}");
+    }
+
+    /// An upstream that answers every request `200 {}` and counts them.
+    async fn counting_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = Arc::clone(&n);
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    if let Ok(Some(_)) = http::read_request(&mut c).await {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let _ = c
+                            .write_all(&http::simple_response(200, "OK", &[], b"{}", false))
+                            .await;
+                        let _ = c.shutdown().await;
+                    }
+                });
+            }
+        });
+        (addr, n)
+    }
+
+    /// Send one DynamoDB GetItem to the proxy; returns what came back before
+    /// EOF, a reset, or `wait` passing (`None`), and closes the connection.
+    async fn exchange(proxy: &FaultProxy, wait: Duration) -> Option<Vec<u8>> {
+        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let body = "{}";
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: {AUTH}\r\nX-Amz-Target: DynamoDB_20120810.GetItem\r\nContent-Length: {}\r\n\r\n{body}",
+            proxy.addr(),
+            body.len()
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        match tokio::time::timeout(wait, c.read_to_end(&mut got)).await {
+            Err(_) => None,
+            Ok(_) => Some(got),
+        }
+    }
+
+    /// Wait (bounded) until the proxy has counted `outcome` once.
+    async fn counted(proxy: &FaultProxy, outcome: &str) -> u64 {
+        for _ in 0..500 {
+            let n = proxy.counts().get("dynamodb", "GetItem", outcome);
+            if n > 0 {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        0
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_applied_upstream_but_never_returned() {
+        let (up, seen) = counting_upstream().await;
+        let proxy = FaultProxy::start(up, 1).await;
+        proxy.set_rules(vec![Rule::new(
+            "dynamodb",
+            "GetItem",
+            Fault::LoseAnswer,
+            Trigger::Calls(vec![1]),
+        )]);
+        let lost = exchange(&proxy, Duration::from_secs(10)).await;
+        assert_eq!(lost, Some(Vec::new()), "no byte of the answer arrives");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let answered = exchange(&proxy, Duration::from_secs(10)).await.unwrap();
+        assert!(answered.starts_with(b"HTTP/1.1 200"));
+        let c = proxy.counts();
+        assert_eq!(c.get("dynamodb", "GetItem", "lose_answer"), 1);
+        assert_eq!(c.get("dynamodb", "GetItem", "forwarded"), 2);
+        assert_eq!(proxy.fired(), [1]);
+    }
+
+    #[tokio::test]
+    async fn a_hang_lasts_until_the_client_gives_up_and_forwards_nothing() {
+        let (up, seen) = counting_upstream().await;
+        let proxy = FaultProxy::start(up, 1).await;
+        proxy.set_rules(vec![Rule::new(
+            "dynamodb",
+            "*",
+            Fault::Hang(Duration::from_secs(15)),
+            Trigger::FirstN(1),
+        )]);
+        // The client's own timeout (200 ms) ends the exchange, not the proxy.
+        assert_eq!(exchange(&proxy, Duration::from_millis(200)).await, None);
+        assert_eq!(counted(&proxy, "client_gave_up").await, 1);
+        let c = proxy.counts();
+        assert_eq!(c.get("dynamodb", "GetItem", "hang"), 1);
+        assert_eq!(c.get("dynamodb", "GetItem", "forwarded"), 0);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(proxy.fired(), [1]);
+    }
+
+    #[tokio::test]
+    async fn a_hang_after_forwarding_is_bounded_by_the_proxy() {
+        let (up, seen) = counting_upstream().await;
+        let proxy = FaultProxy::start(up, 1).await;
+        proxy.set_rules(vec![Rule::new(
+            "*",
+            "*",
+            Fault::HangAfterForward(Duration::from_millis(100)),
+            Trigger::Always,
+        )]);
+        // A patient client: the proxy's bound ends the hold, without an answer.
+        let got = exchange(&proxy, Duration::from_secs(10)).await;
+        assert_eq!(got, Some(Vec::new()));
+        assert_eq!(counted(&proxy, "hold_expired").await, 1);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(proxy.counts().get("dynamodb", "GetItem", "forwarded"), 1);
     }
 
     #[test]
