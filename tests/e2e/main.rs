@@ -5,4 +5,5 @@ mod dead_letters;
 mod faults;
 mod lake;
 mod local;
+mod nights;
 mod support;
