@@ -33,7 +33,7 @@ bench-venv: $(BENCH_VENV)/.stamp
 # One cargo build at a time, in this order (make runs these prerequisites serially
 # unless -j is given; the recipes below never start two cargo processes).
 bench-etl:
-	$(BENCH_NICE) $(CARGO) build --profile cli -p etl-cli
+	$(BENCH_NICE) $(CARGO) build --profile bench-cli -p etl-cli
 
 bench-hotpath: bench-etl
 	cd bench/hotpath && $(BENCH_NICE) $(CARGO) build --profile hotpath
@@ -46,7 +46,7 @@ else
 endif
 
 bench: $(BENCH_VENV)/.stamp bench-etl bench-hotpath bench-lambda-bins
-	$(BENCH_VENV)/bin/python bench/run.py --etl $(ETL) --hotpath $(BENCH_HOTPATH) \
+	$(BENCH_VENV)/bin/python bench/run.py --etl $(CARGO_TARGET_DIR)/bench-cli/etl --hotpath $(BENCH_HOTPATH) \
 	  --target-dir $(CARGO_TARGET_DIR) --python $(abspath $(BENCH_VENV))/bin/python $(BENCH_ARGS)
 
 bench-clean:
