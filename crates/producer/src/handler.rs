@@ -344,6 +344,24 @@ impl Producer {
     ) -> Result<Summary, InvocationError> {
         let stored: Option<Versioned<ProducerState>> = self.state.load_watermark().await?;
         let state = stored.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+        // A checkpoint of a run the state already records as completed: the
+        // run saved its state, then clearing the checkpoint failed. Resuming
+        // it would save a ledger without the run's last invocation; drop it.
+        let (spec, resume, checkpoint_version) = match resume {
+            Some(c)
+                if state
+                    .last_run
+                    .as_ref()
+                    .is_some_and(|l| l.run_id == c.run_id) =>
+            {
+                warn!(message = "Dropping the checkpoint of a run that already completed.", run_id = %c.run_id);
+                if let Some(v) = checkpoint_version {
+                    self.state.clear_checkpoint(v).await?;
+                }
+                (RunSpec::Incremental, None, None)
+            }
+            other => (spec, other, checkpoint_version),
+        };
         let lookback = self.config.lookback;
         let resumed = resume.is_some();
         let started_at = resume.as_ref().map_or_else(

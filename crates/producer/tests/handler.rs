@@ -624,3 +624,39 @@ async fn a_split_run_leaves_every_invocations_versions_in_the_ledger() {
     assert_eq!(sent, 0);
     assert!(e.drain().await.is_empty());
 }
+
+/// The state says run `c1` completed but its checkpoint is still there (the
+/// clear after the state save failed): the next invocation drops it instead
+/// of resuming a finished run with an older ledger and re-sending.
+#[tokio::test]
+async fn a_checkpoint_left_by_a_completed_run_is_dropped_not_resumed() {
+    let e = env(1, None, None).await;
+    e.put(0..10, now() - 120, "done").await;
+    let p = e.producer();
+    assert_eq!(
+        p.handle(request(SCHEDULED), later(), "c1")
+            .await
+            .unwrap()
+            .stats
+            .sent_records,
+        10
+    );
+    e.drain().await;
+    let stale = producer::RunCheckpoint {
+        run_id: "c1".into(),
+        spec: producer::RunSpec::Incremental,
+        floor: None,
+        ledger: None,
+        scan: etl_aws::ScanCheckpoint::start(1),
+        started_at: Utc::now() - chrono::Duration::minutes(5),
+        invocations: 1,
+    };
+    e.state.save_checkpoint(&stale, None).await.unwrap();
+    let s = p.handle(request(SCHEDULED), later(), "c2").await.unwrap();
+    assert_eq!(
+        (s.status, s.resumed, s.stats.sent_records),
+        (Status::Complete, false, 0)
+    );
+    assert!(e.drain().await.is_empty());
+    assert!(e.state.load_checkpoint::<Value>().await.unwrap().is_none());
+}
