@@ -12,11 +12,10 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::backend::{Catalog, ObjectSink, RecordSource, Rejection, SourceItem, WorkQueue};
+use crate::dead_letter::{DeadLetterMessage, DeadLetterSink, Triage};
 use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
-use crate::message::{decode_message, OutgoingMessage, Packer};
-use crate::output::{
-    encode_parquet, group_by_partition, object_key, to_record_batch, Codec, ScoredRecord,
-};
+use crate::message::{build_message, decode_message, OutgoingMessage, Packer};
+use crate::output::{encode_parquet, group_by_partition, object_key, to_record_batch, Codec};
 use crate::record::SourceRecord;
 use crate::sentiment::{Document, SentimentAnalyzer};
 
@@ -259,6 +258,26 @@ pub enum ConsumeError {
         #[source]
         source: BackendError,
     },
+    /// Refused records could not be dead-lettered; the message fails whole
+    /// so that nothing is lost.
+    #[error("message {message_id}: dead-lettering refused records: {source}")]
+    DeadLetter {
+        /// Queue message id.
+        message_id: String,
+        /// Backend error.
+        #[source]
+        source: BackendError,
+    },
+    /// Transiently failed records could not be re-enqueued; the message
+    /// fails whole so that nothing is lost.
+    #[error("message {message_id}: re-enqueuing records that failed transiently: {source}")]
+    Requeue {
+        /// Queue message id.
+        message_id: String,
+        /// Backend error.
+        #[source]
+        source: BackendError,
+    },
     /// Processing panicked (a bug); reported per message.
     #[error("message {message_id}: processing panicked: {detail}")]
     Panicked {
@@ -277,7 +296,9 @@ impl ConsumeError {
             | ConsumeError::Encode { .. }
             | ConsumeError::Panicked { .. } => Retry::Permanent,
             ConsumeError::Analyze { source, .. } => source.retry,
-            ConsumeError::Storage { source, .. } => source.retry,
+            ConsumeError::Storage { source, .. }
+            | ConsumeError::DeadLetter { source, .. }
+            | ConsumeError::Requeue { source, .. } => source.retry,
         }
     }
 }
@@ -293,6 +314,16 @@ pub struct MessageOutcome {
     pub objects: Vec<(String, usize)>,
     /// Partitions touched.
     pub partitions: Vec<NaiveDate>,
+    /// Records the analyzer refused, `(id, reason)`, sent to the dead-letter
+    /// place as one message (see [`crate::dead_letter`]).
+    pub refused: Vec<(String, String)>,
+    /// Content id of that dead-letter message, when there was one.
+    pub dead_letter_content_id: Option<String>,
+    /// Ids of records that failed transiently and were re-enqueued as a new
+    /// message of only those records.
+    pub deferred: Vec<String>,
+    /// Content id of that re-enqueued message, when there was one.
+    pub deferred_content_id: Option<String>,
 }
 
 /// Settings of the consume step.
@@ -325,19 +356,87 @@ pub struct Consumer<'a> {
     pub options: ConsumeOptions,
 }
 
+/// Where one delivery's records that are not scored go.
+///
+/// * `dead_letters`: records refused permanently. Without one, a refusal
+///   fails the whole message (permanently), as the queue's own redrive
+///   policy then dead-letters it whole.
+/// * `requeue`: records that failed transiently after the analyzer's own
+///   retries. Re-enqueuing only those, as a new message, is the design
+///   chosen so that the scored records of the message are not billed again:
+///   the message succeeds with what was scored, and the new message carries
+///   just the rest (a new content id, hence its own object keys; the
+///   original message's objects hold only what was scored in it, so nothing
+///   is written twice). When *nothing* was scored or refused the message
+///   simply fails and is redelivered: nothing was billed, and a redelivery
+///   keeps its content id. Without a `requeue`, any transient failure fails
+///   the message (right for a free engine such as VADER).
+#[derive(Clone, Copy, Default)]
+pub struct Routes<'a> {
+    /// Dead-letter place for refused records.
+    pub dead_letters: Option<&'a dyn DeadLetterSink>,
+    /// Work queue for records that failed transiently.
+    pub requeue: Option<&'a dyn WorkQueue>,
+    /// How many times the message has been received (recorded in dead letters).
+    pub receive_count: u32,
+}
+
 impl Consumer<'_> {
-    /// Decode, score, encode, write and register one message. Idempotent: the
-    /// same message always writes the same keys.
+    /// Decode, score, encode, write and register one message, with no
+    /// dead-letter or requeue routes: any record that cannot be scored
+    /// fails the message. See [`Consumer::consume_routed`].
     pub async fn consume(
         &self,
         message_id: &str,
         body: &str,
     ) -> Result<MessageOutcome, ConsumeError> {
+        self.consume_routed(message_id, body, Routes::default())
+            .await
+    }
+
+    /// Decode, score, encode, write and register one message; route refused
+    /// and transiently failed records as [`Routes`] says. Idempotent: the
+    /// same message always writes the same keys. Every document is handed
+    /// to the analyzer once per call, so none is billed twice in one
+    /// delivery. Order: the lake first, then the dead letter, then the
+    /// requeue; if a route fails, the message fails as a whole (nothing is
+    /// lost; its redelivery rewrites the same objects and scores again,
+    /// which is the one case where a document is billed twice, bounded by
+    /// the queue's maximum receive count).
+    pub async fn consume_routed(
+        &self,
+        message_id: &str,
+        body: &str,
+        routes: Routes<'_>,
+    ) -> Result<MessageOutcome, ConsumeError> {
         let msg = decode_message(body).map_err(|source| ConsumeError::Decode {
             message_id: message_id.to_owned(),
             source,
         })?;
-        let scored = self.score(message_id, msg.records).await?;
+        let triage = self.score(message_id, msg.records).await?;
+        let Triage {
+            scored,
+            refused,
+            deferred,
+        } = triage;
+        if let Some((record, e)) = refused.first().filter(|_| routes.dead_letters.is_none()) {
+            return Err(ConsumeError::Analyze {
+                message_id: message_id.to_owned(),
+                record_id: record.id.clone(),
+                source: e.clone(),
+            });
+        }
+        let nothing_done = scored.is_empty() && refused.is_empty();
+        if let Some((record, e)) = deferred
+            .first()
+            .filter(|_| routes.requeue.is_none() || nothing_done)
+        {
+            return Err(ConsumeError::Analyze {
+                message_id: message_id.to_owned(),
+                record_id: record.id.clone(),
+                source: e.clone(),
+            });
+        }
         let records = scored.len();
         let mut objects = Vec::new();
         let mut partitions = Vec::new();
@@ -367,26 +466,66 @@ impl Consumer<'_> {
             objects.push((key, size));
             partitions.push(dt);
         }
-        self.catalog
-            .add_partitions(&partitions)
-            .await
-            .map_err(|source| ConsumeError::Storage {
-                message_id: message_id.to_owned(),
-                source,
-            })?;
-        Ok(MessageOutcome {
+        if !partitions.is_empty() {
+            self.catalog
+                .add_partitions(&partitions)
+                .await
+                .map_err(|source| ConsumeError::Storage {
+                    message_id: message_id.to_owned(),
+                    source,
+                })?;
+        }
+        let mut outcome = MessageOutcome {
             content_id: msg.content_id,
             records,
             objects,
             partitions,
-        })
+            refused: Vec::new(),
+            dead_letter_content_id: None,
+            deferred: Vec::new(),
+            deferred_content_id: None,
+        };
+        if let (Some(sink), false) = (routes.dead_letters, refused.is_empty()) {
+            let letter = DeadLetterMessage::new(
+                message_id,
+                &outcome.content_id,
+                routes.receive_count,
+                refused,
+            );
+            warn!(message = "Records refused by the analyzer; dead-lettering them alone.", message_id, content_id = %outcome.content_id, reason = %letter.summary());
+            sink.put(&letter)
+                .await
+                .map_err(|source| ConsumeError::DeadLetter {
+                    message_id: message_id.to_owned(),
+                    source,
+                })?;
+            outcome.dead_letter_content_id = Some(letter.message.content_id.clone());
+            outcome.refused = letter.reasons;
+        }
+        if let (Some(queue), false) = (routes.requeue, deferred.is_empty()) {
+            let (records, errors): (Vec<SourceRecord>, Vec<AnalyzeError>) =
+                deferred.into_iter().unzip();
+            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+            let again = build_message(records);
+            warn!(message = "Records failed transiently; re-enqueued as a new message of only them.", message_id, records = ids.len(), new_content_id = %again.content_id, error = %errors[0]);
+            queue
+                .send(std::slice::from_ref(&again))
+                .await
+                .map_err(|source| ConsumeError::Requeue {
+                    message_id: message_id.to_owned(),
+                    source,
+                })?;
+            outcome.deferred_content_id = Some(again.content_id);
+            outcome.deferred = ids;
+        }
+        Ok(outcome)
     }
 
     async fn score(
         &self,
         message_id: &str,
         records: Vec<SourceRecord>,
-    ) -> Result<Vec<ScoredRecord>, ConsumeError> {
+    ) -> Result<Triage, ConsumeError> {
         let docs: Vec<Document<'_>> = records
             .iter()
             .map(|r| Document {
@@ -394,15 +533,11 @@ impl Consumer<'_> {
                 text: &r.text,
             })
             .collect();
-        let results =
-            self.analyzer
-                .analyze(&docs)
-                .await
-                .map_err(|source| ConsumeError::Analyze {
-                    message_id: message_id.to_owned(),
-                    record_id: "*".into(),
-                    source,
-                })?;
+        let results = match self.analyzer.analyze(&docs).await {
+            Ok(results) => results,
+            // The whole call failed: nothing was scored; every document shares the error.
+            Err(e) => vec![Err(e); docs.len()],
+        };
         if results.len() != records.len() {
             return Err(ConsumeError::Analyze {
                 message_id: message_id.to_owned(),
@@ -417,26 +552,9 @@ impl Consumer<'_> {
                 ),
             });
         }
+        drop(docs);
         let processed_at = crate::record::truncate_micros(Utc::now());
-        let mut out = Vec::with_capacity(records.len());
-        for (record, result) in records.into_iter().zip(results) {
-            match result {
-                Ok(score) => out.push(ScoredRecord {
-                    record,
-                    score,
-                    processed_at,
-                }),
-                Err(source) => {
-                    warn!(message = "Record could not be scored.", message_id, record_id = %record.id, error = %source);
-                    return Err(ConsumeError::Analyze {
-                        message_id: message_id.to_owned(),
-                        record_id: record.id,
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        Ok(Triage::new(records, results, processed_at))
     }
 }
 
