@@ -138,7 +138,7 @@ mod tests {
 
     use super::*;
     use crate::backend::{Catalog, Delivery, ObjectSink, SendReport, WorkQueue};
-    use crate::pipeline::{ConsumeError, ConsumeOptions, Consumer, Routes};
+    use crate::pipeline::{ConsumeError, ConsumeOptions, Consumer, Routes, ScoreMemo};
     use crate::sentiment::{Document, Engine, Label, SentimentAnalyzer};
 
     fn rec(id: &str, text: &str) -> SourceRecord {
@@ -207,6 +207,8 @@ mod tests {
         letters: Mutex<Vec<DeadLetterMessage>>,
         sent: Mutex<Vec<OutgoingMessage>>,
         fail_letters: bool,
+        /// Fail this many dead-letter puts before accepting them.
+        fail_first_letters: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait]
@@ -233,7 +235,15 @@ mod tests {
     #[async_trait]
     impl DeadLetterSink for Memory {
         async fn put(&self, letter: &DeadLetterMessage) -> Result<(), BackendError> {
-            if self.fail_letters {
+            let flaky = self
+                .fail_first_letters
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok();
+            if self.fail_letters || flaky {
                 return Err(BackendError::retryable("SendMessage", "dlq", "unavailable"));
             }
             self.letters.lock().unwrap().push(letter.clone());
@@ -299,6 +309,7 @@ mod tests {
             dead_letters: Some(mem),
             requeue: Some(mem),
             receive_count: 1,
+            memo: None,
         }
     }
 
@@ -456,6 +467,61 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ConsumeError::DeadLetter { .. }), "{err}");
         assert_eq!(err.retry(), Retry::Retryable);
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_after_a_failed_dead_letter_is_not_billed_again_in_the_same_container() {
+        let body = build_message(vec![
+            rec("a", "good"),
+            rec("b", "REFUSE"),
+            rec("c", "FLAKY"),
+        ])
+        .body;
+        let (analyzer, mem) = (Scripted::default(), Memory::default());
+        analyzer
+            .flaky
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        mem.fail_first_letters
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let memo = ScoreMemo::new(4);
+        let routes = Routes {
+            memo: Some(&memo),
+            ..routes(&mem)
+        };
+        let c = consumer(&analyzer, &mem);
+        let err = c.consume_routed("m-1", &body, routes).await.unwrap_err();
+        assert!(matches!(err, ConsumeError::DeadLetter { .. }), "{err}");
+        assert_eq!(memo.len(), 1, "scores kept for the redelivery");
+        // Redelivered (same body): the dead-letter queue is back, and so is
+        // the analyzer for the document that failed transiently.
+        analyzer
+            .flaky
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let out = c.consume_routed("m-1", &body, routes).await.unwrap();
+        assert_eq!(
+            (out.records, out.refused.len(), out.deferred.len()),
+            (2, 1, 0)
+        );
+        let seen = analyzer.seen.lock().unwrap();
+        assert_eq!(
+            (seen["a"], seen["b"], seen["c"]),
+            (1, 1, 2),
+            "scored and refused documents are not sent again; the transient one is"
+        );
+        assert!(memo.is_empty(), "used up");
+        assert_eq!(mem.letters.lock().unwrap().len(), 1);
+        let objects = mem.objects.lock().unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(
+            objects[0].0, objects[1].0,
+            "the redelivery rewrites its own object"
+        );
+        drop(objects);
+        assert_eq!(
+            rows(&mem).iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+            ["a", "a", "c"],
+            "first write (a), then its replacement (a, c)"
+        );
     }
 
     #[test]

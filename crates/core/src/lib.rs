@@ -27,7 +27,7 @@ pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueM
 pub use output::{Codec, ScoredRecord};
 pub use pipeline::{
     produce, produce_with, ChangeFilter, ConsumeError, ConsumeOptions, Consumer, MessageOutcome,
-    ProduceStats, Routes, Watermark, WatermarkFilter,
+    ProduceStats, Routes, ScoreMemo, Watermark, WatermarkFilter,
 };
 pub use record::{FieldMap, SourceRecord};
 pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};

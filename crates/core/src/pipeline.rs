@@ -17,7 +17,7 @@ use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry}
 use crate::message::{build_message, decode_message, OutgoingMessage, Packer};
 use crate::output::{encode_parquet, group_by_partition, object_key, to_record_batch, Codec};
 use crate::record::SourceRecord;
-use crate::sentiment::{Document, SentimentAnalyzer};
+use crate::sentiment::{Document, SentimentAnalyzer, SentimentScore};
 
 /// The incremental high-water mark: everything updated at or before `at` has
 /// been sent, where records updated exactly at `at` count only if their id is
@@ -379,6 +379,8 @@ pub struct Routes<'a> {
     pub requeue: Option<&'a dyn WorkQueue>,
     /// How many times the message has been received (recorded in dead letters).
     pub receive_count: u32,
+    /// Where scores are kept when writing or routing fails after scoring.
+    pub memo: Option<&'a ScoreMemo>,
 }
 
 impl Consumer<'_> {
@@ -399,10 +401,11 @@ impl Consumer<'_> {
     /// same message always writes the same keys. Every document is handed
     /// to the analyzer once per call, so none is billed twice in one
     /// delivery. Order: the lake first, then the dead letter, then the
-    /// requeue; if a route fails, the message fails as a whole (nothing is
-    /// lost; its redelivery rewrites the same objects and scores again,
-    /// which is the one case where a document is billed twice, bounded by
-    /// the queue's maximum receive count).
+    /// requeue. If writing or a route fails, the message fails as a whole
+    /// (nothing is lost; its redelivery rewrites the same objects). Its
+    /// scores are then kept in [`Routes::memo`], so a redelivery to the
+    /// same container is not billed again; a redelivery to another
+    /// container scores again, bounded by the queue's maximum receive count.
     pub async fn consume_routed(
         &self,
         message_id: &str,
@@ -413,7 +416,35 @@ impl Consumer<'_> {
             message_id: message_id.to_owned(),
             source,
         })?;
-        let triage = self.score(message_id, msg.records).await?;
+        let remembered = routes.memo.and_then(|m| m.take(&msg.content_id));
+        let results = self.score(message_id, &msg.records, remembered).await?;
+        let content_id = msg.content_id.clone();
+        let kept = routes.memo.map(|_| results.clone());
+        let processed_at = crate::record::truncate_micros(Utc::now());
+        let triage = Triage::new(msg.records, results, processed_at);
+        let outcome = self
+            .write_and_route(message_id, content_id.clone(), triage, routes)
+            .await;
+        if let (Err(e), Some(memo), Some(results)) = (&outcome, routes.memo, kept) {
+            if matches!(
+                e,
+                ConsumeError::Storage { .. }
+                    | ConsumeError::DeadLetter { .. }
+                    | ConsumeError::Requeue { .. }
+            ) {
+                memo.keep(&content_id, results);
+            }
+        }
+        outcome
+    }
+
+    async fn write_and_route(
+        &self,
+        message_id: &str,
+        content_id: String,
+        triage: Triage,
+        routes: Routes<'_>,
+    ) -> Result<MessageOutcome, ConsumeError> {
         let Triage {
             scored,
             refused,
@@ -453,7 +484,7 @@ impl Consumer<'_> {
                     source,
                 }
             })?;
-            let key = object_key(dt, &msg.content_id);
+            let key = object_key(dt, &content_id);
             let size = bytes.len();
             self.sink
                 .put(&key, bytes)
@@ -476,7 +507,7 @@ impl Consumer<'_> {
                 })?;
         }
         let mut outcome = MessageOutcome {
-            content_id: msg.content_id,
+            content_id,
             records,
             objects,
             partitions,
@@ -521,40 +552,106 @@ impl Consumer<'_> {
         Ok(outcome)
     }
 
+    /// One result per record. With `remembered` results (from an earlier
+    /// delivery of the same content), only the documents that failed
+    /// transiently then are analysed again.
     async fn score(
         &self,
         message_id: &str,
-        records: Vec<SourceRecord>,
-    ) -> Result<Triage, ConsumeError> {
-        let docs: Vec<Document<'_>> = records
+        records: &[SourceRecord],
+        remembered: Option<Vec<Result<SentimentScore, AnalyzeError>>>,
+    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, ConsumeError> {
+        let (mut results, todo): (Vec<_>, Vec<usize>) = match remembered {
+            Some(prev) if prev.len() == records.len() => {
+                let todo = prev
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| matches!(r, Err(e) if e.retry == Retry::Retryable))
+                    .map(|(i, _)| i)
+                    .collect();
+                (prev, todo)
+            }
+            _ => (Vec::new(), (0..records.len()).collect()),
+        };
+        if todo.is_empty() {
+            return Ok(results);
+        }
+        let docs: Vec<Document<'_>> = todo
             .iter()
-            .map(|r| Document {
-                id: &r.id,
-                text: &r.text,
+            .map(|&i| Document {
+                id: &records[i].id,
+                text: &records[i].text,
             })
             .collect();
-        let results = match self.analyzer.analyze(&docs).await {
-            Ok(results) => results,
+        let fresh = match self.analyzer.analyze(&docs).await {
+            Ok(fresh) => fresh,
             // The whole call failed: nothing was scored; every document shares the error.
             Err(e) => vec![Err(e); docs.len()],
         };
-        if results.len() != records.len() {
+        if fresh.len() != docs.len() {
             return Err(ConsumeError::Analyze {
                 message_id: message_id.to_owned(),
                 record_id: "*".into(),
                 source: AnalyzeError::permanent(
                     "ResultCountMismatch",
-                    format!(
-                        "{} documents in, {} results out",
-                        records.len(),
-                        results.len()
-                    ),
+                    format!("{} documents in, {} results out", docs.len(), fresh.len()),
                 ),
             });
         }
-        drop(docs);
-        let processed_at = crate::record::truncate_micros(Utc::now());
-        Ok(Triage::new(records, results, processed_at))
+        if results.is_empty() {
+            return Ok(fresh);
+        }
+        for (i, r) in todo.into_iter().zip(fresh) {
+            results[i] = r;
+        }
+        Ok(results)
+    }
+}
+
+/// Scores of messages that were scored but could not be written or routed,
+/// by content id, so that their redelivery to the same container is not
+/// billed again. Bounded: the oldest entries are dropped past `capacity`
+/// messages. One per container, shared by its concurrent messages.
+#[derive(Debug)]
+pub struct ScoreMemo {
+    capacity: usize,
+    entries: std::sync::Mutex<std::collections::VecDeque<MemoEntry>>,
+}
+
+type MemoEntry = (String, Vec<Result<SentimentScore, AnalyzeError>>);
+
+impl ScoreMemo {
+    /// A memo of at most `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: Default::default(),
+        }
+    }
+
+    fn take(&self, content_id: &str) -> Option<Vec<Result<SentimentScore, AnalyzeError>>> {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let pos = e.iter().position(|(c, _)| c == content_id)?;
+        e.remove(pos).map(|(_, r)| r)
+    }
+
+    fn keep(&self, content_id: &str, results: Vec<Result<SentimentScore, AnalyzeError>>) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.retain(|(c, _)| c != content_id);
+        if e.len() >= self.capacity {
+            e.pop_front();
+        }
+        e.push_back((content_id.to_owned(), results));
+    }
+
+    /// Messages remembered.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
