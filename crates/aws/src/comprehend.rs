@@ -328,6 +328,9 @@ impl ComprehendAnalyzer {
     }
 }
 
+/// Per-document results by document index.
+type Indexed<T> = Vec<(usize, Result<T, AnalyzeError>)>;
+
 /// Keeps a message's results when one of its chunks fails.
 ///
 /// A chunk whose call fails (after the in-call retries) gives each of its
@@ -363,8 +366,8 @@ impl ChunkGate {
     fn spread<T>(
         &mut self,
         chunk: &[usize],
-        answer: Result<Vec<(usize, Result<T, AnalyzeError>)>, AnalyzeError>,
-    ) -> Vec<(usize, Result<T, AnalyzeError>)> {
+        answer: Result<Indexed<T>, AnalyzeError>,
+    ) -> Indexed<T> {
         match answer {
             Ok(v) => v,
             Err(e) => {

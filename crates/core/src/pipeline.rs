@@ -426,12 +426,16 @@ impl Consumer<'_> {
             .write_and_route(message_id, content_id.clone(), triage, routes)
             .await;
         if let (Err(e), Some(memo), Some(results)) = (&outcome, routes.memo, kept) {
-            if matches!(
-                e,
+            // Also when transient failures fail the message (no requeue
+            // route): its redelivery here analyses only those documents.
+            let after_scoring = match e {
                 ConsumeError::Storage { .. }
-                    | ConsumeError::DeadLetter { .. }
-                    | ConsumeError::Requeue { .. }
-            ) {
+                | ConsumeError::DeadLetter { .. }
+                | ConsumeError::Requeue { .. } => true,
+                ConsumeError::Analyze { source, .. } => source.retry == Retry::Retryable,
+                _ => false,
+            };
+            if after_scoring {
                 memo.keep(&content_id, results);
             }
         }
