@@ -25,6 +25,7 @@ use etl_core::{
 };
 use tracing::warn;
 
+use crate::comprehend::truncate_utf8;
 use crate::error::backend_error;
 
 /// SendMessageBatch's entry limit.
@@ -333,24 +334,12 @@ fn string_attr(value: impl Into<String>) -> Result<MessageAttributeValue, Backen
         .map_err(|e| BackendError::permanent("SendMessage", "message attribute", e))
 }
 
-/// The longest prefix of `s` of at most `max` bytes on a char boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// The `etl-reasons` JSON, bounded in size.
 fn reasons_json(reasons: &[(String, String)], max: usize) -> String {
     let mut map = serde_json::Map::new();
     let mut used = 2;
     for (n, (id, why)) in reasons.iter().enumerate() {
-        let why = cut(why, 512);
+        let why = truncate_utf8(why, 512);
         let cost = id.len() + why.len() + 8;
         if used + cost > max {
             map.insert("…".into(), format!("{} more", reasons.len() - n).into());
@@ -367,7 +356,10 @@ impl DeadLetterSink for SqsDeadLetters {
     async fn put(&self, letter: &DeadLetterMessage) -> Result<(), BackendError> {
         let summary = letter.summary();
         let attrs = [
-            (ATTR_REASON, string_attr(cut(&summary, MAX_REASON_BYTES))?),
+            (
+                ATTR_REASON,
+                string_attr(truncate_utf8(&summary, MAX_REASON_BYTES))?,
+            ),
             (
                 ATTR_REASONS,
                 string_attr(reasons_json(&letter.reasons, MAX_REASON_BYTES * 8))?,
@@ -442,7 +434,7 @@ mod tests {
 
     #[test]
     fn reason_attributes_are_bounded_and_cut_on_char_boundaries() {
-        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(truncate_utf8("héllo", 2), "h");
         let many: Vec<(String, String)> = (0..100)
             .map(|i| (format!("id-{i}"), "é".repeat(600)))
             .collect();
