@@ -1,6 +1,8 @@
-//! Poison records: a message that keeps failing is redelivered up to the
-//! maximum receive count, then dead-lettered with its reason and record ids;
-//! the rest of the run is unaffected, and every record is accounted for.
+//! Poison records: a record the analyzer refuses is dead-lettered alone, at
+//! once, with its reason, while its neighbours land; a message that keeps
+//! failing (here: a panic) is redelivered up to the maximum receive count,
+//! then dead-lettered whole with its reason and record ids; the rest of the
+//! run is unaffected, and every record is accounted for.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,27 +86,55 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(dls.len(), 2);
-    for dl in &dls {
-        assert_eq!(
-            dl.receive_count, 3,
-            "dead-lettered after exactly max receives"
-        );
-        assert_eq!(dl.reasons.len(), 3);
-    }
+    // The refused record: alone, on its first receive, never retried.
     let poison = dls
         .iter()
         .find(|d| d.record_ids.contains(&"r13".to_string()))
         .unwrap();
+    assert_eq!(
+        poison.record_ids,
+        ["r13"],
+        "its neighbours are not dead-lettered"
+    );
+    assert_eq!(
+        poison.receive_count, 1,
+        "a permanent refusal is not retried"
+    );
+    assert_eq!(
+        poison.record_reasons.get("r13").map(String::as_str),
+        Some("InvalidRequest: refused r13")
+    );
     assert!(
-        poison.reason.contains("record r13") && poison.reason.contains("InvalidRequest"),
+        poison.reason.contains("r13 (InvalidRequest"),
         "{}",
         poison.reason
     );
+    // Its body is a message of only that record, ready to be replayed.
+    let replay = etl_core::decode_message(&poison.body).unwrap();
+    assert_eq!(replay.records.len(), 1);
+    assert_eq!(replay.records[0].text, "this one is POISON");
+    assert_eq!(
+        poison.content_id.as_deref(),
+        Some(replay.content_id.as_str())
+    );
+    assert_ne!(poison.source_content_id, poison.content_id);
+    // The panicking message: whole, after exactly max receives.
     let panicked = dls
         .iter()
         .find(|d| d.record_ids.contains(&"r250".to_string()))
         .unwrap();
     assert!(panicked.reason.contains("panicked"), "{}", panicked.reason);
+    assert_eq!(
+        panicked.receive_count, 3,
+        "dead-lettered after exactly max receives"
+    );
+    assert_eq!(panicked.reasons.len(), 3);
+    assert!(panicked.record_ids.len() > 1, "the whole message");
+    assert_eq!(
+        analyzer.refused.load(Ordering::SeqCst),
+        1,
+        "the refused document was analysed once"
+    );
 
     // Exact accounting: every source record is in the lake once or in a dead letter.
     let rows = crate::lake::read_lake(&lake);
@@ -117,6 +147,10 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
         .collect();
     assert!(lake_set.is_disjoint(&dead));
     assert_eq!(lake_set.len() + dead.len(), n);
+    assert!(
+        lake_set.contains("r12") && lake_set.contains("r14"),
+        "neighbours land"
+    );
     assert_eq!(summary.scored as usize, lake_set.len());
     assert_eq!(summary.dead_lettered_records as usize, dead.len());
 }

@@ -7,13 +7,17 @@
 //! grouped by language (fixed, or detected with BatchDetectDominantLanguage
 //! when `LANGUAGE=auto`) and chunked by 25, answers are mapped back by index,
 //! and both throttled calls and per-document transient errors are retried
-//! in-call with jittered backoff, a bounded number of times. The client should
+//! in-call with jittered backoff, a bounded number of times. A call that
+//! still fails fails only the documents of its chunk (see `ChunkGate`), and
+//! every call can take a token from a [`RateLimiter`] shared by the
+//! container. The client should
 //! be built with SDK retries off (see [`crate::Clients`]) so the two retry
 //! loops do not multiply.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +32,7 @@ use etl_core::{AnalyzeError, Document, Engine, Label, Retry, SentimentAnalyzer, 
 use tracing::warn;
 
 use crate::error::{classify, code, is_retryable_code};
+use crate::rate::RateLimiter;
 
 /// Documents per batch call.
 pub const MAX_BATCH_DOCS: usize = 25;
@@ -95,6 +100,7 @@ pub struct ComprehendAnalyzer {
     base_delay: Duration,
     max_delay: Duration,
     units: AtomicU64,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// What one batch call answered, by position in the request.
@@ -113,7 +119,16 @@ impl ComprehendAnalyzer {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
             units: AtomicU64::new(0),
+            limiter: None,
         }
+    }
+
+    /// Take a token from `limiter` before every call (retries included).
+    /// Give every analyzer of a container the same limiter; one analyzer
+    /// shared by all concurrently processed messages shares it already.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Change the retry policy (attempts per call, backoff base and cap).
@@ -150,6 +165,9 @@ impl ComprehendAnalyzer {
         let mut done = Vec::with_capacity(members.len());
         for attempt in 0..self.max_attempts {
             let last = attempt + 1 == self.max_attempts;
+            if let Some(limiter) = &self.limiter {
+                limiter.acquire().await;
+            }
             let answer = match call(pending.clone()).await {
                 Ok(a) => a,
                 Err(e) if e.retry == Retry::Retryable && !last => {
@@ -206,14 +224,19 @@ impl ComprehendAnalyzer {
         Ok(done)
     }
 
-    /// Dominant language per document (or a per-document error).
-    async fn detect_languages(
-        &self,
-        texts: &[&str],
-    ) -> Result<Vec<Result<String, AnalyzeError>>, AnalyzeError> {
+    /// Dominant language per document (or a per-document error). A chunk
+    /// whose call fails gives its documents that error (see [`ChunkGate`]).
+    async fn detect_languages(&self, texts: &[&str]) -> Vec<Result<String, AnalyzeError>> {
         let mut langs: Vec<Option<Result<String, AnalyzeError>>> = vec![None; texts.len()];
         let all: Vec<usize> = (0..texts.len()).collect();
+        let mut gate = ChunkGate::default();
         for chunk in all.chunks(MAX_BATCH_DOCS) {
+            if let Some(e) = gate.closed() {
+                for &i in chunk {
+                    langs[i] = Some(Err(e.clone()));
+                }
+                continue;
+            }
             let answers = self
                 .run_batch(chunk, |idx| {
                     let list: Vec<String> = idx.iter().map(|&i| texts[i].to_owned()).collect();
@@ -245,12 +268,12 @@ impl ComprehendAnalyzer {
                         })
                     }
                 })
-                .await?;
-            for (i, r) in answers {
+                .await;
+            for (i, r) in gate.spread(chunk, answers) {
                 langs[i] = Some(r);
             }
         }
-        Ok(langs
+        langs
             .into_iter()
             .map(|l| {
                 l.unwrap_or_else(|| {
@@ -260,7 +283,7 @@ impl ComprehendAnalyzer {
                     ))
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Sentiment for `members` (indices into `texts`), all in `lang`.
@@ -302,6 +325,59 @@ impl ComprehendAnalyzer {
             }
         })
         .await
+    }
+}
+
+/// Per-document results by document index.
+type Indexed<T> = Vec<(usize, Result<T, AnalyzeError>)>;
+
+/// Keeps a message's results when one of its chunks fails.
+///
+/// A chunk whose call fails (after the in-call retries) gives each of its
+/// documents the call's error, so the chunks scored before it are kept and
+/// returned instead of being thrown away with an outer error. After a
+/// *transient* failure (throttling or unavailability that outlasted the
+/// retries) the remaining chunks are not attempted: they would most likely
+/// fail the same way, and waiting out their backoff brings the function's
+/// deadline closer; their documents get a retryable `NotAttempted` error and
+/// are tried again later (the consumer re-enqueues them). A *permanent*
+/// failure of one chunk (for example a request Comprehend rejects as
+/// invalid) does not stop the others.
+#[derive(Debug, Default)]
+struct ChunkGate {
+    stopped: Option<AnalyzeError>,
+}
+
+impl ChunkGate {
+    /// The error for a chunk that is not attempted, once the gate is closed.
+    fn closed(&self) -> Option<AnalyzeError> {
+        self.stopped.as_ref().map(|e| {
+            AnalyzeError::retryable(
+                "NotAttempted",
+                format!(
+                    "not sent after an earlier call failed transiently ({})",
+                    e.code
+                ),
+            )
+        })
+    }
+
+    /// Per-document results of one chunk's call.
+    fn spread<T>(
+        &mut self,
+        chunk: &[usize],
+        answer: Result<Indexed<T>, AnalyzeError>,
+    ) -> Indexed<T> {
+        match answer {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(message = "Comprehend call failed after retries; its documents fail alone.", code = %e.code, retry = ?e.retry, documents = chunk.len());
+                if e.retry == Retry::Retryable {
+                    self.stopped = Some(e.clone());
+                }
+                chunk.iter().map(|&i| (i, Err(e.clone()))).collect()
+            }
+        }
     }
 }
 
@@ -390,7 +466,7 @@ impl SentimentAnalyzer for ComprehendAnalyzer {
             .collect();
         let langs = match &self.language {
             LanguageMode::Fixed(l) => vec![Ok(l.clone()); docs.len()],
-            LanguageMode::Auto => self.detect_languages(&texts).await?,
+            LanguageMode::Auto => self.detect_languages(&texts).await,
         };
         let mut out: Vec<Option<Result<SentimentScore, AnalyzeError>>> = vec![None; docs.len()];
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -406,9 +482,17 @@ impl SentimentAnalyzer for ComprehendAnalyzer {
                 Err(e) => out[i] = Some(Err(e)),
             }
         }
+        let mut gate = ChunkGate::default();
         for (lang, members) in &groups {
             for chunk in members.chunks(MAX_BATCH_DOCS) {
-                for (i, r) in self.sentiment(lang, chunk, &texts).await? {
+                if let Some(e) = gate.closed() {
+                    for &i in chunk {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    continue;
+                }
+                let answers = self.sentiment(lang, chunk, &texts).await;
+                for (i, r) in gate.spread(chunk, answers) {
                     out[i] = Some(r);
                 }
             }

@@ -5,20 +5,27 @@
 //! by both limits, then resends exactly the entries listed in `Failed` that
 //! were not the sender's fault, with jittered backoff and a bounded number of
 //! attempts. Receive, ack and release exist for tests and tooling; in Lambda
-//! the event source mapping does that work.
+//! the event source mapping does that work. [`SqsDeadLetters`] puts the
+//! records a consumer could not score on the dead-letter queue.
 
 use std::collections::HashSet;
 use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 use etl_core::backend::backoff;
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
-use etl_core::{BackendError, Delivery, OutgoingMessage, SendReport, WorkQueue};
+use etl_core::{
+    BackendError, DeadLetterMessage, DeadLetterSink, Delivery, OutgoingMessage, SendReport,
+    WorkQueue,
+};
 use tracing::warn;
 
+use crate::comprehend::truncate_utf8;
 use crate::error::backend_error;
 
 /// SendMessageBatch's entry limit.
@@ -283,6 +290,119 @@ impl WorkQueue for SqsQueue {
     }
 }
 
+/// Message attribute: why the records were refused (one line, at most
+/// [`MAX_REASON_BYTES`]).
+pub const ATTR_REASON: &str = "etl-reason";
+/// Message attribute: `{"record id": "reason", …}` as JSON (entries beyond
+/// [`MAX_REASON_BYTES`] × 8 are summarised as `"…": "N more"`).
+pub const ATTR_REASONS: &str = "etl-reasons";
+/// Message attribute: the queue message id the records came from.
+pub const ATTR_SOURCE_MESSAGE_ID: &str = "etl-source-message-id";
+/// Message attribute: the content id of the message the records came from.
+pub const ATTR_SOURCE_CONTENT_ID: &str = "etl-source-content-id";
+/// Message attribute (Number): how many records the dead letter holds.
+pub const ATTR_REFUSED: &str = "etl-refused-records";
+
+/// Cap on the `etl-reason` attribute.
+pub const MAX_REASON_BYTES: usize = 2_048;
+
+/// The dead-letter queue as a core [`DeadLetterSink`]: one SendMessage per
+/// dead letter, whose body is the v1 message of only the refused records
+/// (redrive it to the work queue as it is, once the cause is fixed) and
+/// whose attributes carry the reasons and where the records came from.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    /// The dead-letter queue at `queue_url`.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+fn string_attr(value: impl Into<String>) -> Result<MessageAttributeValue, BackendError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| BackendError::permanent("SendMessage", "message attribute", e))
+}
+
+/// The `etl-reasons` JSON, bounded in size.
+fn reasons_json(reasons: &[(String, String)], max: usize) -> String {
+    let mut map = serde_json::Map::new();
+    let mut used = 2;
+    for (n, (id, why)) in reasons.iter().enumerate() {
+        let why = truncate_utf8(why, 512);
+        let cost = id.len() + why.len() + 8;
+        if used + cost > max {
+            map.insert("…".into(), format!("{} more", reasons.len() - n).into());
+            break;
+        }
+        used += cost;
+        map.insert(id.clone(), why.into());
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+#[async_trait]
+impl DeadLetterSink for SqsDeadLetters {
+    async fn put(&self, letter: &DeadLetterMessage) -> Result<(), BackendError> {
+        let summary = letter.summary();
+        let attrs = [
+            (
+                ATTR_REASON,
+                string_attr(truncate_utf8(&summary, MAX_REASON_BYTES))?,
+            ),
+            (
+                ATTR_REASONS,
+                string_attr(reasons_json(&letter.reasons, MAX_REASON_BYTES * 8))?,
+            ),
+            (
+                ATTR_SOURCE_MESSAGE_ID,
+                string_attr(&letter.source_message_id)?,
+            ),
+            (
+                ATTR_SOURCE_CONTENT_ID,
+                string_attr(&letter.source_content_id)?,
+            ),
+            (
+                ATTR_REFUSED,
+                MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value(letter.reasons.len().to_string())
+                    .build()
+                    .map_err(|e| BackendError::permanent("SendMessage", &self.queue_url, e))?,
+            ),
+        ];
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(&letter.message.body);
+        for (name, value) in attrs {
+            req = req.message_attributes(name, value);
+        }
+        req.send().await.map_err(|e| {
+            backend_error(
+                "SendMessage",
+                format!(
+                    "{} (dead letter of message {}, content id {})",
+                    self.queue_url, letter.source_message_id, letter.message.content_id
+                ),
+                &e,
+            )
+        })?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +429,23 @@ mod tests {
             long.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "{long}"
+        );
+    }
+
+    #[test]
+    fn reason_attributes_are_bounded_and_cut_on_char_boundaries() {
+        assert_eq!(truncate_utf8("héllo", 2), "h");
+        let many: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("id-{i}"), "é".repeat(600)))
+            .collect();
+        let json = reasons_json(&many, 4_096);
+        assert!(json.len() <= 4_096 + 64, "{}", json.len());
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let more = v["…"].as_str().unwrap();
+        assert_eq!(
+            v.as_object().unwrap().len() - 1
+                + more.trim_end_matches(" more").parse::<usize>().unwrap(),
+            100
         );
     }
 

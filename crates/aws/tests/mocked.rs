@@ -208,12 +208,89 @@ async fn persistent_throttling_fails_the_call_as_retryable() {
         LanguageMode::Fixed("en".into()),
     );
     let texts = vec!["nice".to_string()];
-    let err = a.analyze(&docs(&texts)).await.unwrap_err();
+    let results = a.analyze(&docs(&texts)).await.unwrap();
+    let err = results[0].as_ref().unwrap_err();
     assert_eq!(rule.num_calls(), 4, "bounded by max_attempts");
     assert_eq!(
         (err.retry, err.code.as_str()),
         (Retry::Retryable, "TooManyRequestsException")
     );
+}
+
+#[tokio::test]
+async fn a_chunk_that_stays_throttled_keeps_the_chunks_before_it_and_skips_the_rest() {
+    let throttle = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_string();
+    let rule = mock!(aws_sdk_comprehend::Client::batch_detect_sentiment)
+        .sequence()
+        .output(|| {
+            output(
+                (0..25).map(|i| item(i, SentimentType::Positive)).collect(),
+                vec![],
+            )
+        })
+        .http_status(400, Some(throttle))
+        .repeatedly()
+        .build();
+    let a = analyzer(
+        comprehend(RuleMode::Sequential, &[&rule]),
+        LanguageMode::Fixed("en".into()),
+    );
+    let texts: Vec<String> = (0..60).map(|i| format!("text {i}")).collect();
+    let results = a.analyze(&docs(&texts)).await.unwrap();
+    assert_eq!(
+        rule.num_calls(),
+        1 + 4,
+        "chunk 1 once, chunk 2 up to max_attempts, chunk 3 never"
+    );
+    assert!(
+        results[..25].iter().all(Result::is_ok),
+        "the first chunk's scores are kept"
+    );
+    for r in &results[25..50] {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(
+            (e.retry, e.code.as_str()),
+            (Retry::Retryable, "ThrottlingException")
+        );
+    }
+    for r in &results[50..] {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(
+            (e.retry, e.code.as_str()),
+            (Retry::Retryable, "NotAttempted")
+        );
+    }
+    assert_eq!(
+        a.take_units(),
+        25 * 3,
+        "billed once, for the scored chunk only"
+    );
+}
+
+#[tokio::test]
+async fn calls_take_tokens_from_the_shared_rate_limiter() {
+    let rule = mock!(aws_sdk_comprehend::Client::batch_detect_sentiment)
+        .then_compute_output(label_by_text);
+    let limiter = Arc::new(etl_aws::RateLimiter::per_second(1_000.0));
+    let a = Arc::new(
+        analyzer(
+            comprehend(RuleMode::MatchAny, &[&rule]),
+            LanguageMode::Fixed("en".into()),
+        )
+        .with_rate_limiter(Arc::clone(&limiter)),
+    );
+    // Two "messages" at once, three calls each (60 documents): all six
+    // calls take a token from the one bucket.
+    let texts: Vec<String> = (0..60).map(|i| format!("good {i}")).collect();
+    let (d1, d2) = (docs(&texts), docs(&texts));
+    let (x, y) = tokio::join!(a.analyze(&d1), a.analyze(&d2));
+    assert!(x
+        .unwrap()
+        .iter()
+        .chain(y.unwrap().iter())
+        .all(Result::is_ok));
+    assert_eq!(rule.num_calls(), 6);
+    assert_eq!(limiter.granted(), 6);
 }
 
 #[tokio::test]
@@ -243,9 +320,9 @@ async fn server_errors_are_retryable_but_validation_errors_are_not() {
         comprehend(RuleMode::MatchAny, &[&invalid]),
         LanguageMode::Fixed("en".into()),
     );
-    let err = a.analyze(&docs(&texts)).await.unwrap_err();
+    let results = a.analyze(&docs(&texts)).await.unwrap();
     assert_eq!(invalid.num_calls(), 1, "permanent errors are not retried");
-    assert_eq!(err.retry, Retry::Permanent);
+    assert_eq!(results[0].as_ref().unwrap_err().retry, Retry::Permanent);
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 
 use etl_aws::lambda::{optional, parsed, required, ConfigError, Lookup};
 use etl_aws::LanguageMode;
+use std::time::Duration;
+
 use etl_core::{Codec, Engine};
 
 /// Everything the consumer reads from its environment.
@@ -34,6 +36,24 @@ pub struct Config {
     pub include_text: bool,
     /// `MESSAGE_CONCURRENCY` (default 4): messages processed at once.
     pub concurrency: usize,
+    /// `DEAD_LETTER_QUEUE_URL` (optional): where records the analyzer refuses
+    /// go, as one message of only those records per source message, with the
+    /// reasons as message attributes. Unset: a refused record fails its
+    /// whole message, which the queue's redrive policy then dead-letters.
+    pub dead_letter_queue_url: Option<String>,
+    /// `QUEUE_URL` (optional): the work queue this function consumes.
+    /// Records that still fail transiently after the analyzer's retries are
+    /// re-enqueued there as a new message of only those records, so the
+    /// scored ones are not billed again. Unset: such a message fails whole.
+    pub queue_url: Option<String>,
+    /// `COMPREHEND_MAX_TPS` (default 10, Comprehend's default
+    /// BatchDetectSentiment quota): Comprehend calls per second for this
+    /// container, shared by every message it processes at once.
+    pub comprehend_max_tps: f64,
+    /// `DEADLINE_MARGIN_MS` (default 10000): no message is started when less
+    /// than this is left before the invocation's deadline; those not started
+    /// are reported as failed (redelivered later, nothing billed).
+    pub deadline_margin: Duration,
 }
 
 impl Config {
@@ -63,6 +83,28 @@ impl Config {
             codec: parsed(env, "PARQUET_COMPRESSION", Codec::Snappy)?,
             include_text: parsed(env, "INCLUDE_TEXT", true)?,
             concurrency: concurrency.max(1),
+            dead_letter_queue_url: optional(env, "DEAD_LETTER_QUEUE_URL"),
+            queue_url: optional(env, "QUEUE_URL"),
+            comprehend_max_tps: positive(
+                env,
+                "COMPREHEND_MAX_TPS",
+                etl_aws::DEFAULT_COMPREHEND_TPS,
+            )?,
+            deadline_margin: Duration::from_millis(parsed(env, "DEADLINE_MARGIN_MS", 10_000u64)?),
+        })
+    }
+}
+
+/// A number that must be finite and above zero.
+fn positive(env: &dyn Lookup, var: &'static str, default: f64) -> Result<f64, ConfigError> {
+    let v: f64 = parsed(env, var, default)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            value: v.to_string(),
+            reason: "must be a number above zero".into(),
         })
     }
 }
@@ -99,6 +141,17 @@ mod tests {
             (c.output_prefix.as_str(), c.athena_workgroup.as_deref()),
             ("", None)
         );
+        assert_eq!((c.dead_letter_queue_url, c.queue_url), (None, None));
+        assert_eq!(c.comprehend_max_tps, 10.0);
+        assert_eq!(c.deadline_margin, Duration::from_secs(10));
+        let mut e = env(BASE);
+        e.insert("DEAD_LETTER_QUEUE_URL".into(), "http://q/dlq".into());
+        e.insert("COMPREHEND_MAX_TPS".into(), "2.5".into());
+        e.insert("DEADLINE_MARGIN_MS".into(), "1500".into());
+        let c = Config::from_lookup(&e).unwrap();
+        assert_eq!(c.dead_letter_queue_url.as_deref(), Some("http://q/dlq"));
+        assert_eq!(c.comprehend_max_tps, 2.5);
+        assert_eq!(c.deadline_margin, Duration::from_millis(1500));
     }
 
     #[test]
@@ -113,6 +166,8 @@ mod tests {
             ("LANGUAGE", "tlh"),
             ("PARQUET_COMPRESSION", "lz4"),
             ("INCLUDE_TEXT", "maybe"),
+            ("COMPREHEND_MAX_TPS", "0"),
+            ("DEADLINE_MARGIN_MS", "soon"),
         ] {
             let mut e = env(BASE);
             e.insert(var.into(), value.into());

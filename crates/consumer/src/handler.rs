@@ -10,21 +10,35 @@
 //! (no partition could be registered). The Athena views are attempted once
 //! per container next to the first batch; failing to create them is logged
 //! and does not touch the messages.
+//!
+//! Records the analyzer refuses fail alone: with a dead-letter queue
+//! configured, core's `Consumer::consume_routed` writes the message's good
+//! records and sends only the refused ones, with their reasons, to that
+//! queue; the message then succeeds. Records that fail transiently are
+//! re-enqueued on the work queue as a new message of only those records.
+//! No message is started when the invocation's deadline is closer than the
+//! margin: those are reported as failed, untouched and unbilled, rather
+//! than cut off by the timeout after Comprehend has been paid for them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
-use etl_aws::{AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, S3Sink};
+use etl_aws::sqs::SqsDeadLetters;
+use etl_aws::{
+    AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, RateLimiter, S3Sink, SqsQueue,
+};
 use etl_core::{
-    Catalog, ConsumeError, ConsumeOptions, Consumer, Engine, MessageOutcome, ObjectSink, Retry,
-    SentimentAnalyzer, VaderAnalyzer,
+    Catalog, ConsumeError, ConsumeOptions, Consumer, DeadLetterSink, Engine, MessageOutcome,
+    ObjectSink, Retry, Routes, ScoreMemo, SentimentAnalyzer, VaderAnalyzer, WorkQueue,
 };
 use futures::StreamExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -59,6 +73,12 @@ pub struct BatchStats {
     pub bytes_written: u64,
     /// Comprehend billing units used.
     pub comprehend_units: u64,
+    /// Records refused by the analyzer and sent to the dead-letter queue.
+    pub records_refused: u64,
+    /// Records that failed transiently and were re-enqueued.
+    pub records_deferred: u64,
+    /// Messages not started because the deadline was near (also in `messages_failed`).
+    pub messages_untaken: u64,
 }
 
 impl BatchStats {
@@ -69,6 +89,9 @@ impl BatchStats {
             .count("MessagesFailed", self.messages_failed)
             .count("RecordsOut", self.records_out)
             .count("ComprehendUnits", self.comprehend_units)
+            .count("RecordsRefused", self.records_refused)
+            .count("RecordsDeferred", self.records_deferred)
+            .count("MessagesUntaken", self.messages_untaken)
             .bytes("BytesWritten", self.bytes_written)
             .count("ColdStart", cold)
     }
@@ -92,7 +115,18 @@ pub struct BatchHandler {
     options: ConsumeOptions,
     concurrency: usize,
     views_tried: AtomicBool,
+    dead_letters: Option<Arc<dyn DeadLetterSink>>,
+    requeue: Option<Arc<dyn WorkQueue>>,
+    deadline_margin: Duration,
+    memo: Arc<ScoreMemo>,
 }
+
+/// Messages whose scores a container keeps when writing or routing them
+/// failed after scoring (so their redelivery here is not billed again).
+const MEMO_MESSAGES: usize = 32;
+
+/// Why a message was not processed: the deadline was too close to start it.
+const UNTAKEN: &str = "not started: the invocation deadline is closer than DEADLINE_MARGIN_MS";
 
 impl BatchHandler {
     /// Wire the consumer to AWS.
@@ -110,10 +144,12 @@ impl BatchHandler {
         );
         let (analyzer, comprehend): (Arc<dyn SentimentAnalyzer>, _) = match config.engine {
             Engine::Comprehend => {
-                let c = Arc::new(ComprehendAnalyzer::new(
-                    clients.comprehend.clone(),
-                    config.language.clone(),
-                ));
+                let c = Arc::new(
+                    ComprehendAnalyzer::new(clients.comprehend.clone(), config.language.clone())
+                        .with_rate_limiter(Arc::new(RateLimiter::per_second(
+                            config.comprehend_max_tps,
+                        ))),
+                );
                 (c.clone(), Some(c))
             }
             Engine::Vader => (Arc::new(VaderAnalyzer::new()), None),
@@ -136,7 +172,16 @@ impl BatchHandler {
             codec: config.codec,
             include_text: config.include_text,
         };
-        Self::from_deps(deps, &config.glue_table, options, config.concurrency)
+        let mut handler = Self::from_deps(deps, &config.glue_table, options, config.concurrency)
+            .with_deadline_margin(config.deadline_margin);
+        if let Some(url) = &config.dead_letter_queue_url {
+            handler =
+                handler.with_dead_letters(Arc::new(SqsDeadLetters::new(clients.sqs.clone(), url)));
+        }
+        if let Some(url) = &config.queue_url {
+            handler = handler.with_requeue(Arc::new(SqsQueue::new(clients.sqs.clone(), url)));
+        }
+        handler
     }
 
     /// Assemble from dependencies (tests inject their own). `table` is the
@@ -148,7 +193,29 @@ impl BatchHandler {
             options,
             concurrency: concurrency.max(1),
             views_tried: AtomicBool::new(false),
+            dead_letters: None,
+            requeue: None,
+            deadline_margin: Duration::ZERO,
+            memo: Arc::new(ScoreMemo::new(MEMO_MESSAGES)),
         }
+    }
+
+    /// Send refused records there instead of failing their message.
+    pub fn with_dead_letters(mut self, sink: Arc<dyn DeadLetterSink>) -> Self {
+        self.dead_letters = Some(sink);
+        self
+    }
+
+    /// Re-enqueue records that failed transiently there (the work queue).
+    pub fn with_requeue(mut self, queue: Arc<dyn WorkQueue>) -> Self {
+        self.requeue = Some(queue);
+        self
+    }
+
+    /// Start no message when less than `margin` is left before the deadline.
+    pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
     }
 
     /// The Lambda entry point: process, log the summary, emit metrics, and
@@ -158,8 +225,9 @@ impl BatchHandler {
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, Diagnostic> {
         let cold = cold_start();
+        let deadline = deadline_instant(event.context.deadline);
         // Boxed: the batch future is deep enough to trip the compiler's layout depth limit.
-        match Box::pin(self.handle(event.payload)).await {
+        match Box::pin(self.handle_until(event.payload, Some(deadline))).await {
             Ok(outcome) => {
                 info!(message = "Consumer batch finished.", stats = %serde_json::to_value(&outcome.stats).unwrap_or_default());
                 outcome.stats.metrics(cold).emit();
@@ -176,12 +244,27 @@ impl BatchHandler {
         }
     }
 
-    /// Process one SQS batch.
+    /// Process one SQS batch with no deadline.
     pub async fn handle(&self, event: SqsEvent) -> Result<BatchOutcome, InvocationError> {
+        self.handle_until(event, None).await
+    }
+
+    /// Process one SQS batch; messages not started `deadline_margin` before
+    /// `deadline` are reported as failed without being processed.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> Result<BatchOutcome, InvocationError> {
         let mut messages = Vec::with_capacity(event.records.len());
         for (i, m) in event.records.into_iter().enumerate() {
+            let receive_count = m
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
             match m.message_id.filter(|id| !id.is_empty()) {
-                Some(id) => messages.push((id, m.body.unwrap_or_default())),
+                Some(id) => messages.push((id, m.body.unwrap_or_default(), receive_count)),
                 None => {
                     return Err(InvocationError::permanent(format!(
                         "SQS record {i} has no messageId; cannot report it as a batch item failure"
@@ -200,8 +283,14 @@ impl BatchHandler {
             }
         };
         let total = messages.len();
+        let start_by = deadline.map(|d| {
+            d.checked_sub(self.deadline_margin)
+                .unwrap_or_else(Instant::now)
+        });
         let process = futures::stream::iter(messages.into_iter().enumerate())
-            .map(|(i, (id, body))| self.process(i, id, body))
+            .map(|(i, (id, body, receive_count))| {
+                self.process(i, id, body, receive_count, start_by)
+            })
             .buffer_unordered(self.concurrency)
             .collect::<Vec<_>>();
         let ((), mut results) = tokio::join!(views, process);
@@ -215,8 +304,17 @@ impl BatchHandler {
         let mut outcomes = Vec::new();
         for (_, id, result) in results {
             match result {
-                Ok(o) => {
+                Ok(None) => {
+                    stats.messages_untaken += 1;
+                    stats.messages_failed += 1;
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+                Ok(Some(o)) => {
                     stats.records_out += o.records as u64;
+                    stats.records_refused += o.refused.len() as u64;
+                    stats.records_deferred += o.deferred.len() as u64;
                     stats.objects += o.objects.len() as u64;
                     stats.bytes_written += o.objects.iter().map(|(_, n)| *n as u64).sum::<u64>();
                     outcomes.push(o);
@@ -234,6 +332,13 @@ impl BatchHandler {
                 }
             }
         }
+        if stats.messages_untaken > 0 {
+            warn!(
+                message = "Deadline near: messages not started, reported as failed.",
+                untaken = stats.messages_untaken,
+                reason = UNTAKEN
+            );
+        }
         stats.comprehend_units = self.deps.comprehend.as_ref().map_or(0, |c| c.take_units());
         Ok(BatchOutcome {
             response,
@@ -242,14 +347,23 @@ impl BatchHandler {
         })
     }
 
-    /// Consume one message on its own task, so a panic fails only this message.
+    /// Consume one message on its own task, so a panic fails only this
+    /// message. `Ok(None)`: not started, the deadline (`start_by`) has come.
     async fn process(
         &self,
         index: usize,
         id: String,
         body: String,
-    ) -> (usize, String, Result<MessageOutcome, ConsumeError>) {
+        receive_count: u32,
+        start_by: Option<Instant>,
+    ) -> (usize, String, Result<Option<MessageOutcome>, ConsumeError>) {
+        // Checked when the message's turn comes, not when the batch arrives.
+        if start_by.is_some_and(|t| Instant::now() >= t) {
+            return (index, id, Ok(None));
+        }
         let deps = self.deps.clone();
+        let (dead_letters, requeue) = (self.dead_letters.clone(), self.requeue.clone());
+        let memo = Arc::clone(&self.memo);
         let options = self.options;
         let message_id = id.clone();
         let task = tokio::spawn(async move {
@@ -259,10 +373,16 @@ impl BatchHandler {
                 catalog: &*deps.catalog,
                 options,
             };
-            consumer.consume(&message_id, &body).await
+            let routes = Routes {
+                dead_letters: dead_letters.as_deref(),
+                requeue: requeue.as_deref(),
+                receive_count,
+                memo: Some(&memo),
+            };
+            consumer.consume_routed(&message_id, &body, routes).await
         });
         let result = match task.await {
-            Ok(r) => r,
+            Ok(r) => r.map(Some),
             Err(join) => Err(ConsumeError::Panicked {
                 message_id: id.clone(),
                 detail: if join.is_panic() {
@@ -274,6 +394,22 @@ impl BatchHandler {
         };
         (index, id, result)
     }
+}
+
+/// The invocation deadline from Lambda's `deadline` (epoch milliseconds) as
+/// a Tokio instant. Local emulators send a duration (`cargo lambda watch`
+/// its timeout) or 0 instead of an absolute time: a value before the year
+/// 2000 is read as a duration from now, 0 as Lambda's 15-minute maximum.
+pub fn deadline_instant(deadline_ms: u64) -> Instant {
+    const Y2000_MS: u64 = 946_684_800_000;
+    let left = match deadline_ms {
+        0 => Duration::from_secs(900),
+        ms if ms < Y2000_MS => Duration::from_millis(ms),
+        ms => (SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Instant::now() + left
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {

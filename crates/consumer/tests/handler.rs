@@ -3,14 +3,16 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::NaiveDate;
 use consumer::{BatchHandler, Deps};
-use etl_aws::testing::{create_bucket, moto, unique};
-use etl_aws::{AthenaQuery, GlueCatalog, S3Sink};
+use etl_aws::sqs::SqsDeadLetters;
+use etl_aws::testing::{create_bucket, moto, unique, ComprehendStub};
+use etl_aws::{AthenaQuery, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink, SqsQueue};
 use etl_core::{
     AnalyzeError, BackendError, Catalog, ConsumeOptions, Document, Engine, Retry,
     SentimentAnalyzer, SentimentScore, VaderAnalyzer,
@@ -277,4 +279,431 @@ async fn failing_athena_views_do_not_fail_messages() {
     assert_eq!(out.stats.records_out, 2);
     let ids: BTreeSet<_> = lake.ids().await.into_iter().collect();
     assert_eq!(ids.len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Refused records, transient failures, the deadline
+// ---------------------------------------------------------------------------
+
+/// VADER, except that texts containing one of `refuse` are refused
+/// permanently; counts how many times each text was analysed.
+struct Refusing {
+    vader: VaderAnalyzer,
+    refuse: Vec<&'static str>,
+    seen: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Refusing {
+    fn new(refuse: &[&'static str]) -> Self {
+        Self {
+            vader: VaderAnalyzer::new(),
+            refuse: refuse.to_vec(),
+            seen: Default::default(),
+        }
+    }
+    fn calls(&self) -> usize {
+        self.seen.lock().unwrap().values().sum()
+    }
+}
+
+#[async_trait]
+impl SentimentAnalyzer for Refusing {
+    fn engine(&self) -> Engine {
+        Engine::Vader
+    }
+    async fn analyze(
+        &self,
+        docs: &[Document<'_>],
+    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
+        let mut seen = self.seen.lock().unwrap();
+        Ok(docs
+            .iter()
+            .map(|d| {
+                *seen.entry(d.text.to_owned()).or_default() += 1;
+                if self.refuse.iter().any(|r| d.text.contains(r)) {
+                    Err(AnalyzeError::permanent(
+                        "UnsupportedLanguage",
+                        format!("detected language \"sv\" for {}", d.id),
+                    ))
+                } else {
+                    Ok(self.vader.score(d.text))
+                }
+            })
+            .collect())
+    }
+}
+
+/// Every message on a queue (deleted as read), with its message attributes.
+async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            return out;
+        }
+        for m in &got {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        out.extend(got);
+    }
+    panic!("queue {url} did not drain");
+}
+
+fn attr<'a>(m: &'a aws_sdk_sqs::types::Message, name: &str) -> &'a str {
+    m.message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .unwrap_or_else(|| panic!("attribute {name} missing: {m:?}"))
+}
+
+fn body_ids(body: &str) -> Vec<String> {
+    etl_core::decode_message(body)
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_message_succeeds() {
+    // post-0004 and post-0005 are refused; post-0003 shares their message.
+    let analyzer = Arc::new(Refusing::new(&["Support was fast", "Worst experience"]));
+    let lake = lake(analyzer.clone()).await;
+    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config().await);
+    let dlq = etl_aws::testing::create_queue(&sqs, &unique("refused-dlq")).await;
+    let h = lake
+        .handler()
+        .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), &dlq)));
+    let out = h.handle(event(BATCH)).await.unwrap();
+
+    assert!(failed_ids(&out).is_empty(), "{:?}", out.response);
+    assert_eq!(
+        lake.ids().await,
+        ["post-0001", "post-0002", "post-0003", "post-0006"]
+    );
+    assert_eq!((out.stats.records_out, out.stats.records_refused), (4, 2));
+    let letters = drain_queue(&sqs, &dlq).await;
+    assert_eq!(letters.len(), 1, "one dead letter for the one message");
+    let dl = &letters[0];
+    assert_eq!(body_ids(dl.body().unwrap()), ["post-0004", "post-0005"]);
+    assert_eq!(
+        attr(dl, "etl-source-message-id"),
+        "7b2a4f3c-5d6e-4f70-8a91-b2c3d4e5f601"
+    );
+    assert_eq!(
+        attr(dl, "etl-reason"),
+        "2 records refused: post-0004 (UnsupportedLanguage: detected language \"sv\" for post-0004); \
+         post-0005 (UnsupportedLanguage: detected language \"sv\" for post-0005)"
+    );
+    let reasons: serde_json::Value = serde_json::from_str(attr(dl, "etl-reasons")).unwrap();
+    assert_eq!(
+        reasons,
+        serde_json::json!({
+            "post-0004": "UnsupportedLanguage: detected language \"sv\" for post-0004",
+            "post-0005": "UnsupportedLanguage: detected language \"sv\" for post-0005",
+        })
+    );
+    assert_eq!(attr(dl, "etl-refused-records"), "2");
+    let source_cid = etl_core::decode_message(&event(BATCH).records[1].clone().body.unwrap())
+        .unwrap()
+        .content_id;
+    assert_eq!(attr(dl, "etl-source-content-id"), source_cid);
+    assert_eq!(analyzer.calls(), 6, "every document analysed exactly once");
+    assert!(analyzer.seen.lock().unwrap().values().all(|&n| n == 1));
+
+    // Redriven as it is, the dead letter is a valid message: consumed again
+    // (here still refused), it produces a dead letter of the same records.
+    let redrive = h
+        .handle(
+            serde_json::from_value(etl_aws::testing::sqs_event_json(
+                &[etl_core::Delivery {
+                    message_id: "redriven-1".into(),
+                    receipt: "r".into(),
+                    body: dl.body().unwrap().to_owned(),
+                    receive_count: 1,
+                }],
+                "arn:aws:sqs:us-east-1:123456789012:work",
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(failed_ids(&redrive).is_empty());
+    let again = drain_queue(&sqs, &dlq).await;
+    assert_eq!(
+        body_ids(again[0].body().unwrap()),
+        ["post-0004", "post-0005"]
+    );
+}
+
+#[tokio::test]
+async fn when_the_dlq_cannot_be_reached_the_message_fails_whole() {
+    let lake = lake(Arc::new(Refusing::new(&["Support was fast"]))).await;
+    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config().await);
+    let missing = format!(
+        "{}/123456789012/{}",
+        moto().endpoint(),
+        unique("no-such-dlq")
+    );
+    let h = lake
+        .handler()
+        .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs, missing)));
+    let out = h.handle(event(BATCH)).await.unwrap();
+    assert_eq!(failed_ids(&out), ["7b2a4f3c-5d6e-4f70-8a91-b2c3d4e5f601"]);
+    assert_eq!(out.stats.records_refused, 0);
+}
+
+#[tokio::test]
+async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_twice() {
+    let stub = ComprehendStub::start().await;
+    let conf = moto().sdk_config().await;
+    let client = aws_sdk_comprehend::Client::from_conf(
+        aws_sdk_comprehend::config::Builder::from(&conf)
+            .endpoint_url(stub.endpoint())
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let analyzer = Arc::new(
+        ComprehendAnalyzer::new(client, LanguageMode::Fixed("en".into()))
+            .with_retry(2, Duration::from_millis(1), Duration::from_millis(2))
+            .with_rate_limiter(Arc::new(etl_aws::RateLimiter::per_second(1_000.0))),
+    );
+    let mut lake = lake(analyzer.clone()).await;
+    lake.deps.comprehend = Some(analyzer);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let work = etl_aws::testing::create_queue(&sqs, &unique("work")).await;
+    let dlq = etl_aws::testing::create_queue(&sqs, &unique("work-dlq")).await;
+    let h = lake
+        .handler()
+        .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), &dlq)))
+        .with_requeue(Arc::new(SqsQueue::new(sqs.clone(), &work)));
+
+    // One message of 60 records (three Comprehend calls): 4 fail transiently
+    // more often than the analyzer retries, 2 are refused.
+    let t = chrono::Utc::now();
+    let records: Vec<etl_core::SourceRecord> = (0..60)
+        .map(|i| etl_core::SourceRecord {
+            id: format!("doc-{i:02}"),
+            text: match i {
+                7 | 31 => format!("refused {i} {}", ComprehendStub::FAIL_MARKER),
+                3 | 26 | 50 | 59 => format!("flaky {i} {}", ComprehendStub::FLAKY_MARKER),
+                _ => format!("I love this, number {i}"),
+            },
+            created_at: t,
+            updated_at: t,
+            attributes: Default::default(),
+        })
+        .collect();
+    stub.set_flaky_failures(2);
+    let msg = etl_core::build_message(records);
+    let delivery = |id: &str, body: &str| -> aws_lambda_events::sqs::SqsEvent {
+        serde_json::from_value(etl_aws::testing::sqs_event_json(
+            &[etl_core::Delivery {
+                message_id: id.into(),
+                receipt: "r".into(),
+                body: body.into(),
+                receive_count: 1,
+            }],
+            "arn:aws:sqs:us-east-1:123456789012:work",
+        ))
+        .unwrap()
+    };
+    let out = h.handle(delivery("m-1", &msg.body)).await.unwrap();
+    assert!(failed_ids(&out).is_empty(), "{:?}", out.response);
+    assert_eq!(
+        (
+            out.stats.records_out,
+            out.stats.records_refused,
+            out.stats.records_deferred
+        ),
+        (54, 2, 4)
+    );
+    assert_eq!(
+        stub.counts().scored,
+        54,
+        "billed for the 54 scored documents"
+    );
+
+    let requeued = drain_queue(&sqs, &work).await;
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(
+        body_ids(requeued[0].body().unwrap()),
+        ["doc-03", "doc-26", "doc-50", "doc-59"]
+    );
+    let dead = drain_queue(&sqs, &dlq).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(body_ids(dead[0].body().unwrap()), ["doc-07", "doc-31"]);
+    assert!(attr(&dead[0], "etl-reason").contains("TEXT_SIZE_LIMIT_EXCEEDED"));
+
+    // The re-enqueued message, delivered later: Comprehend has recovered.
+    let out2 = h
+        .handle(delivery("m-2", requeued[0].body().unwrap()))
+        .await
+        .unwrap();
+    assert!(failed_ids(&out2).is_empty());
+    assert_eq!(out2.stats.records_out, 4);
+    assert_eq!(
+        stub.counts().scored,
+        58,
+        "each document billed once: the good 54 were not sent again"
+    );
+    let mut want: Vec<String> = (0..60)
+        .filter(|i| *i != 7 && *i != 31)
+        .map(|i| format!("doc-{i:02}"))
+        .collect();
+    want.sort();
+    assert_eq!(
+        lake.ids().await,
+        want,
+        "each scored record once in the lake"
+    );
+    assert!(drain_queue(&sqs, &work).await.is_empty());
+}
+
+/// An in-memory lake for the deadline test (no network, so the clock can be paused).
+#[derive(Default)]
+struct MemoryLake(std::sync::Mutex<Vec<String>>);
+
+#[async_trait]
+impl etl_core::ObjectSink for MemoryLake {
+    async fn put(&self, key: &str, _: bytes::Bytes) -> Result<(), BackendError> {
+        self.0.lock().unwrap().push(key.to_owned());
+        Ok(())
+    }
+    fn location(&self, key: &str) -> String {
+        key.to_owned()
+    }
+}
+
+#[async_trait]
+impl Catalog for MemoryLake {
+    async fn ensure_table(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn add_partitions(&self, _: &[NaiveDate]) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// VADER that, on its first call, waits until `until` (the point where the
+/// margin begins), and counts calls.
+struct Slow {
+    until: tokio::time::Instant,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl SentimentAnalyzer for Slow {
+    fn engine(&self) -> Engine {
+        Engine::Vader
+    }
+    async fn analyze(
+        &self,
+        docs: &[Document<'_>],
+    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Not a timing guess: afterwards the margin has begun, whatever the machine's speed.
+        tokio::time::sleep_until(self.until).await;
+        VaderAnalyzer::new().analyze(docs).await
+    }
+}
+
+fn memory_handler(analyzer: Arc<Slow>, lake: Arc<MemoryLake>, margin: Duration) -> BatchHandler {
+    let deps = Deps {
+        analyzer,
+        sink: lake.clone(),
+        catalog: lake,
+        views: None,
+        comprehend: None,
+    };
+    BatchHandler::from_deps(deps, "sentiment", ConsumeOptions::default(), 1)
+        .with_deadline_margin(margin)
+}
+
+#[tokio::test]
+async fn no_message_is_started_inside_the_deadline_margin() {
+    let now = tokio::time::Instant::now();
+    let analyzer = Arc::new(Slow {
+        until: now,
+        calls: Default::default(),
+    });
+    let lake = Arc::new(MemoryLake::default());
+    let h = memory_handler(analyzer.clone(), lake.clone(), Duration::from_secs(10));
+    // 5 s left, 10 s margin: nothing may start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let out = h.handle_until(event(BATCH), Some(deadline)).await.unwrap();
+    assert_eq!(
+        failed_ids(&out),
+        [
+            "2e1424d4-f796-459a-8184-9c92662be6da",
+            "7b2a4f3c-5d6e-4f70-8a91-b2c3d4e5f601",
+            "c0ffee00-1234-4abc-9def-0123456789ab"
+        ]
+    );
+    assert_eq!(
+        (out.stats.messages_untaken, out.stats.messages_failed),
+        (3, 3)
+    );
+    assert_eq!(analyzer.calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(lake.0.lock().unwrap().is_empty(), "nothing processed");
+}
+
+#[tokio::test]
+async fn messages_whose_turn_comes_inside_the_margin_are_reported_untaken() {
+    // One message at a time. The first starts at once and, while it is
+    // being scored, the margin begins: the other two are not started.
+    let margin = Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + margin + Duration::from_millis(300);
+    let analyzer = Arc::new(Slow {
+        until: deadline - margin,
+        calls: Default::default(),
+    });
+    let lake = Arc::new(MemoryLake::default());
+    let h = memory_handler(analyzer.clone(), lake.clone(), margin);
+    let out = h.handle_until(event(BATCH), Some(deadline)).await.unwrap();
+    assert_eq!(
+        failed_ids(&out),
+        [
+            "7b2a4f3c-5d6e-4f70-8a91-b2c3d4e5f601",
+            "c0ffee00-1234-4abc-9def-0123456789ab"
+        ]
+    );
+    assert_eq!(out.stats.messages_untaken, 2);
+    assert_eq!(out.stats.records_out, 2, "the first message landed");
+    assert_eq!(lake.0.lock().unwrap().len(), 1);
+    assert_eq!(analyzer.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn lambda_deadlines_become_instants_and_emulator_values_durations() {
+    let now = tokio::time::Instant::now;
+    let left = |d: tokio::time::Instant| d.saturating_duration_since(now()).as_secs();
+    let in_a_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 60_000;
+    assert!((58..=60).contains(&left(consumer::handler::deadline_instant(in_a_minute))));
+    assert!((598..=600).contains(&left(consumer::handler::deadline_instant(600_000))));
+    assert!((898..=900).contains(&left(consumer::handler::deadline_instant(0))));
+    assert_eq!(
+        left(consumer::handler::deadline_instant(1_000_000_000_000)),
+        0,
+        "2001: past"
+    );
 }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod dead_letter;
 pub mod error;
 pub mod incremental;
 pub mod message;
@@ -21,13 +22,14 @@ pub use backend::{
     Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem,
     WorkQueue,
 };
+pub use dead_letter::{DeadLetterMessage, DeadLetterSink};
 pub use error::{AnalyzeError, BackendError, EncodeError, MessageError, RecordError, Retry};
 pub use incremental::{fingerprint, Fingerprint, Ledger, LedgerFilter};
 pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
 pub use output::{Codec, ScoredRecord};
 pub use pipeline::{
     produce, produce_with, ChangeFilter, ConsumeError, ConsumeOptions, Consumer, MessageOutcome,
-    ProduceStats, Watermark, WatermarkFilter,
+    ProduceStats, Routes, ScoreMemo, Watermark, WatermarkFilter,
 };
 pub use record::{FieldMap, SourceRecord};
 pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod dead_letter;
 pub mod format;
 pub mod query;
 pub mod queue;
@@ -16,6 +17,7 @@ pub mod source;
 pub mod state;
 
 pub use catalog::LocalCatalog;
+pub use dead_letter::DeadLetterFile;
 pub use query::DataFusionQuery;
 pub use queue::{DeadLetter, InProcessQueue, QueueConfig};
 pub use run::{run, run_with, RunConfig, RunCounters, RunError, RunSummary};

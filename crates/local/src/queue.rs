@@ -65,6 +65,13 @@ pub struct DeadLetter {
     pub body: String,
     /// When it was dead-lettered.
     pub dead_lettered_at: String,
+    /// For refused records dead-lettered alone: the content id of the
+    /// message they came from (`content_id` is then the dead letter's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_content_id: Option<String>,
+    /// For refused records dead-lettered alone: the reason per record id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub record_reasons: std::collections::BTreeMap<String, String>,
 }
 
 /// The queue. Cheap to share behind an `Arc`.
@@ -119,24 +126,31 @@ impl InProcessQueue {
     }
 
     fn write_dead_letter(&self, dl: &DeadLetter) -> Result<(), BackendError> {
-        use std::io::Write;
-        let path = &self.cfg.dead_letter_path;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| BackendError::permanent("create dir", dir.display().to_string(), e))?;
-        }
-        let mut line = serde_json::to_string(dl)
-            .map_err(|e| BackendError::permanent("encode dead letter", &dl.message_id, e))?;
-        line.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
-        f.write_all(line.as_bytes())
-            .and_then(|()| f.sync_data())
-            .map_err(|e| BackendError::permanent("append", path.display().to_string(), e))
+        append_dead_letter(&self.cfg.dead_letter_path, dl)
     }
+}
+
+/// Append one dead letter to the JSON-lines file at `path` and sync it.
+pub(crate) fn append_dead_letter(
+    path: &std::path::Path,
+    dl: &DeadLetter,
+) -> Result<(), BackendError> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BackendError::permanent("create dir", dir.display().to_string(), e))?;
+    }
+    let mut line = serde_json::to_string(dl)
+        .map_err(|e| BackendError::permanent("encode dead letter", &dl.message_id, e))?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
+    f.write_all(line.as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(|e| BackendError::permanent("append", path.display().to_string(), e))
 }
 
 #[async_trait]
@@ -264,6 +278,8 @@ impl WorkQueue for InProcessQueue {
                     .unwrap_or_default(),
                 body: m.body,
                 dead_lettered_at: chrono::Utc::now().to_rfc3339(),
+                source_content_id: None,
+                record_reasons: Default::default(),
             };
             s.dead_letters += 1;
             s.dead_letter_records += dl.record_ids.len() as u64;

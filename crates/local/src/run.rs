@@ -18,7 +18,7 @@ use etl_core::message::DEFAULT_MESSAGE_BUDGET;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
     produce_with, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer,
-    ProduceStats, Rejection, SentimentAnalyzer, VaderAnalyzer, WorkQueue,
+    ProduceStats, Rejection, Routes, SentimentAnalyzer, VaderAnalyzer, WorkQueue,
 };
 use futures::FutureExt as _;
 use serde::Serialize;
@@ -26,6 +26,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::catalog::LocalCatalog;
+use crate::dead_letter::DeadLetterFile;
 use crate::queue::{InProcessQueue, QueueConfig};
 use crate::sink::FsSink;
 use crate::source::{FileSource, InputFormat};
@@ -101,9 +102,10 @@ pub struct RunSummary {
     pub scored: u64,
     /// Messages processed successfully.
     pub messages_ok: u64,
-    /// Messages dead-lettered.
+    /// Entries in the dead-letter file from this run: whole messages that
+    /// kept failing, and messages of the records the analyzer refused.
     pub dead_lettered_messages: u64,
-    /// Records inside dead-lettered messages.
+    /// Records inside those entries.
     pub dead_lettered_records: u64,
     /// Parquet objects written (a redelivered message rewrites its own objects).
     pub files_written: u64,
@@ -290,6 +292,9 @@ pub async fn run_with(
         dead_letter_path: LakePaths::dead_letters(&lake),
     }));
     let sink = Arc::new(FsSink::new(&lake));
+    // Refused records go there alone; transient failures fail the message
+    // and it is released for redelivery (no requeue: VADER is not billed).
+    let refused = Arc::new(DeadLetterFile::new(LakePaths::dead_letters(&lake)));
     let options = ConsumeOptions {
         codec: cfg.codec,
         include_text: cfg.include_text,
@@ -298,6 +303,7 @@ pub async fn run_with(
 
     let mut workers = Vec::new();
     for worker in 0..cfg.workers.max(1) {
+        let refused = refused.clone();
         let (queue, sink, catalog, analyzer, counters, files) = (
             queue.clone(),
             sink.clone(),
@@ -324,7 +330,13 @@ pub async fn run_with(
                     continue;
                 }
                 for d in batch {
-                    let outcome = std::panic::AssertUnwindSafe(consumer.consume(&d.message_id, &d.body))
+                    let routes = Routes {
+                        dead_letters: Some(refused.as_ref()),
+                        requeue: None,
+                        receive_count: d.receive_count,
+                        memo: None,
+                    };
+                    let outcome = std::panic::AssertUnwindSafe(consumer.consume_routed(&d.message_id, &d.body, routes))
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|p| {
@@ -402,6 +414,8 @@ pub async fn run_with(
         ))
     })?;
     let (dl_msgs, dl_records) = queue.dead_letter_counts().await;
+    let (refused_msgs, refused_records) = refused.counts();
+    let (dl_msgs, dl_records) = (dl_msgs + refused_msgs, dl_records + refused_records);
     // Every file of this run on disk before the run is recorded as done.
     sink.flush().await.map_err(lake_err)?;
     state.save(&lake).map_err(lake_err)?;
