@@ -301,7 +301,10 @@ mod tests {
         let t = ago(10);
         let a = fingerprint(&rec("a", "hello", t));
         assert_ne!(a, fingerprint(&rec("a", "hello!", t)), "text");
-        assert_ne!(a, fingerprint(&rec("a", "hello", t + chrono::Duration::microseconds(1))));
+        assert_ne!(
+            a,
+            fingerprint(&rec("a", "hello", t + chrono::Duration::microseconds(1)))
+        );
         // Length prefixes: "ab"+"c" and "a"+"bc" differ.
         assert_ne!(
             fingerprint(&rec("ab", "c", t)),
@@ -375,11 +378,23 @@ mod tests {
         let back = Ledger::decode(&bytes).unwrap();
         assert_eq!(back, l);
         assert_eq!(back.encode(), bytes);
-        assert_eq!(Ledger::decode(&bytes[..bytes.len() - 1]).unwrap_err(), LedgerError::Length { len: bytes.len() - 1, count: 31 });
-        assert_eq!(Ledger::decode(b"garbage!garbage!").unwrap_err(), LedgerError::BadHeader);
+        assert_eq!(
+            Ledger::decode(&bytes[..bytes.len() - 1]).unwrap_err(),
+            LedgerError::Length {
+                len: bytes.len() - 1,
+                count: 31
+            }
+        );
+        assert_eq!(
+            Ledger::decode(b"garbage!garbage!").unwrap_err(),
+            LedgerError::BadHeader
+        );
         let mut swapped = bytes.clone();
         let (a, b) = swapped[16..16 + 48].split_at_mut(24);
         a.swap_with_slice(b);
-        assert_eq!(Ledger::decode(&swapped).unwrap_err(), LedgerError::Unsorted(1));
+        assert_eq!(
+            Ledger::decode(&swapped).unwrap_err(),
+            LedgerError::Unsorted(1)
+        );
     }
 }

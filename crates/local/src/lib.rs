@@ -8,6 +8,8 @@
 
 pub mod catalog;
 pub mod format;
+mod fpset;
+pub mod lock;
 pub mod query;
 pub mod queue;
 pub mod run;
@@ -16,8 +18,10 @@ pub mod source;
 pub mod state;
 
 pub use catalog::LocalCatalog;
+pub use lock::{LakeLock, LockError};
 pub use query::DataFusionQuery;
 pub use queue::{DeadLetter, InProcessQueue, QueueConfig};
 pub use run::{run, run_with, RunConfig, RunCounters, RunError, RunSummary};
 pub use sink::FsSink;
 pub use source::{FileSource, InputFormat};
+pub use state::{LakeState, StateError};
