@@ -335,6 +335,7 @@ fn damaged_state_file_stops_the_run_with_exit_1_naming_it_and_writes_nothing() {
 /// Run `etl` and return its output with its peak resident memory (KiB),
 /// from `wait4` on that one child.
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reads its peak
 fn etl_peak(args: &[&str]) -> (i32, String, String, i64) {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
@@ -383,7 +384,7 @@ fn line_longer_than_the_message_limit_is_rejected_by_number_and_memory_does_not_
         now.to_rfc3339()
     );
     f.write_all(head.as_bytes()).unwrap();
-    let piece = "great ".repeat(1 << 20 / 6);
+    let piece = "great ".repeat((1 << 20) / 6);
     let mut line_len = head.len();
     while line_len < 50_000_000 {
         f.write_all(piece.as_bytes()).unwrap();

@@ -119,7 +119,7 @@ impl SortedFile {
             ));
         }
         let body = size - MAGIC.len() as u64;
-        if body < TRAILER as u64 || (body - TRAILER as u64) % FP as u64 != 0 {
+        if body < TRAILER as u64 || !(body - TRAILER as u64).is_multiple_of(FP as u64) {
             return Err(Invalid::Corrupt(format!(
                 "truncated: {size} bytes is not a whole number of entries plus its trailer"
             )));
