@@ -113,7 +113,9 @@ impl FileSource {
                     InputFormat::JsonLines => {
                         read_json_lines_limited(counter, &fields, &tx, max_line).map(|_| ())
                     }
-                    InputFormat::Csv => read_csv(counter, &fields, &tx),
+                    InputFormat::Csv => {
+                        read_csv_limited(counter, &fields, &tx, max_line).map(|_| ())
+                    }
                 };
                 if let Err(e) = result {
                     let _ = tx.blocking_send(Err(BackendError::permanent(
@@ -355,12 +357,114 @@ pub fn read_json_lines_limited<R: Read>(
 /// The CSV reader loop (public for the fuzz targets in `fuzz/`).
 #[doc(hidden)]
 pub fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, r));
-    let headers: Vec<String> = match reader.byte_headers() {
-        Ok(h) => h
+    read_csv_limited(r, fields, tx, DEFAULT_MAX_LINE_BYTES).map(|_| ())
+}
+
+/// One CSV record read by [`CsvRecords`].
+enum CsvItem {
+    Record(csv::ByteRecord),
+    TooLong { bytes: u64 },
+}
+
+/// CSV records (quotes, embedded newlines) holding at most `limit` bytes of
+/// one record: a longer record is read past by csv-core's state machine,
+/// its fields discarded as they come, so memory does not grow with it.
+struct CsvRecords<R> {
+    input: BufReader<R>,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    limit: usize,
+    peak: usize,
+}
+
+impl<R: Read> CsvRecords<R> {
+    fn new(r: R, limit: usize) -> Self {
+        Self {
+            input: BufReader::with_capacity(1 << 20, r),
+            core: csv_core::Reader::new(),
+            out: vec![0; 4096.min(limit.max(1))],
+            ends: vec![0; 64],
+            limit: limit.max(1),
+            peak: 0,
+        }
+    }
+
+    /// The next record with the line it starts on, or `None` at the end.
+    fn next(&mut self) -> std::io::Result<Option<(u64, CsvItem)>> {
+        let line = self.core.line();
+        let (mut nout, mut nend, mut raw) = (0usize, 0usize, 0u64);
+        let mut too_long = false;
+        loop {
+            let input = self.input.fill_buf()?;
+            let (res, nin, o, e) = if too_long {
+                // Discard: the same scratch again and again.
+                self.core.read_record(input, &mut self.out, &mut self.ends)
+            } else {
+                self.core
+                    .read_record(input, &mut self.out[nout..], &mut self.ends[nend..])
+            };
+            self.input.consume(nin);
+            raw += nin as u64;
+            if !too_long {
+                nout += o;
+                nend += e;
+            }
+            use csv_core::ReadRecordResult as R;
+            match res {
+                R::InputEmpty => {}
+                R::OutputFull | R::OutputEndsFull if too_long => {}
+                R::OutputFull if self.out.len() < self.limit => {
+                    let n = (self.out.len() * 2).min(self.limit);
+                    self.out.resize(n, 0);
+                }
+                R::OutputEndsFull if self.ends.len() * 8 < self.limit => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                R::OutputFull | R::OutputEndsFull => too_long = true,
+                R::Record if too_long => {
+                    self.peak = self
+                        .peak
+                        .max(self.out.capacity() + self.ends.capacity() * 8);
+                    return Ok(Some((line, CsvItem::TooLong { bytes: raw })));
+                }
+                R::Record => {
+                    self.peak = self
+                        .peak
+                        .max(self.out.capacity() + self.ends.capacity() * 8);
+                    let mut rec = csv::ByteRecord::with_capacity(nout, nend);
+                    let mut start = 0;
+                    for &end in &self.ends[..nend] {
+                        rec.push_field(&self.out[start..end]);
+                        start = end;
+                    }
+                    return Ok(Some((line, CsvItem::Record(rec))));
+                }
+                R::End => return Ok(None),
+            }
+        }
+    }
+}
+
+/// [`read_csv`] rejecting records longer than `max_record` bytes without
+/// holding them; returns the record buffers' peak capacity in bytes.
+#[doc(hidden)]
+pub fn read_csv_limited<R: Read>(
+    r: R,
+    fields: &FieldMap,
+    tx: &Tx,
+    max_record: usize,
+) -> std::io::Result<usize> {
+    let mut records = CsvRecords::new(r, max_record);
+    let headers: Vec<String> = match records.next()? {
+        None => return Ok(records.peak),
+        Some((_, CsvItem::TooLong { bytes })) => {
+            return Err(std::io::Error::other(format!(
+                "CSV header is {bytes} bytes, longer than the limit of {max_record} bytes"
+            )))
+        }
+        Some((_, CsvItem::Record(h))) => h
             .iter()
             .map(|b| {
                 String::from_utf8_lossy(b)
@@ -368,29 +472,27 @@ pub fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()
                     .to_string()
             })
             .collect(),
-        Err(e) => return Err(std::io::Error::other(format!("CSV header: {e}"))),
     };
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        let line = reader.position().line() + 1;
-        match reader.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = rec.position().map_or(line, |p| p.line());
-                chunk.push(csv_row(&headers, &rec, line, fields));
-            }
-            Err(e) => match e.kind() {
-                csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
-                _ => chunk.push(reject(line, None, None, format!("malformed CSV: {e}"))),
-            },
-        }
+    while let Some((line, item)) = records.next()? {
+        chunk.push(match item {
+            CsvItem::Record(rec) => csv_row(&headers, &rec, line, fields),
+            CsvItem::TooLong { bytes } => reject(
+                line,
+                None,
+                None,
+                format!(
+                    "record is {bytes} bytes, longer than the queue's message limit of \
+                     {max_record} bytes; skipped without reading it into memory"
+                ),
+            ),
+        });
         if chunk.len() >= CHUNK_LINES && !send_chunk(tx, &mut chunk) {
-            return Ok(());
+            return Ok(records.peak);
         }
     }
     send_chunk(tx, &mut chunk);
-    Ok(())
+    Ok(records.peak)
 }
 
 fn csv_row(headers: &[String], rec: &csv::ByteRecord, line: u64, fields: &FieldMap) -> SourceItem {
@@ -573,6 +675,50 @@ mod tests {
         );
         assert_eq!(rej[0].1.as_deref(), Some("text"));
         assert!(rej[1].2.contains("columns"));
+    }
+
+    #[test]
+    fn csv_records_longer_than_the_limit_are_rejected_by_line_with_bounded_buffers() {
+        let limit = 4096;
+        let big = 8 * 1024 * 1024;
+        // A quoted field of 8 MiB with embedded newlines and escaped quotes,
+        // and a row of 100k empty fields (bytes of ends, not of text).
+        let input = std::io::Cursor::new(b"id,text,created_at\na,fine,1\nb,\"".to_vec())
+            .chain(std::io::repeat(b'x').take(big / 2))
+            .chain(std::io::Cursor::new(b"\n\"\"more\n".to_vec()))
+            .chain(std::io::repeat(b'y').take(big / 2))
+            .chain(std::io::Cursor::new(
+                format!("\",1\nc,{}\nd,\"after, quoted\",1\n", ",".repeat(100_000)).into_bytes(),
+            ));
+        let (tx, mut rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let peak = read_csv_limited(input, &FieldMap::default(), &tx, limit).unwrap();
+        drop(tx);
+        let mut items = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            items.extend(c.unwrap());
+        }
+        let got: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                SourceItem::Record(r) => format!("{}: {}", r.id, r.text),
+                SourceItem::Rejected(r) => format!(
+                    "{}: {}",
+                    r.location,
+                    &r.reason[..r.reason.find(',').unwrap_or(r.reason.len())]
+                ),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "a: fine".to_owned(),
+                format!("line 3: record is {} bytes", 3 + big / 2 + 8 + big / 2 + 4),
+                // b spans lines 3 to 5.
+                format!("line 6: record is {} bytes", 2 + 100_000 + 1),
+                "d: after, quoted".to_owned(),
+            ]
+        );
+        assert!(peak <= 2 * limit + 4096, "{peak}");
     }
 
     #[tokio::test]
