@@ -572,3 +572,37 @@ fn concurrent_runs_on_one_lake_second_exits_1_naming_the_lock_or_waits_with_wait
     assert_eq!(got.len(), 400, "200 shared + 100 from each run");
     assert_eq!(got_set, want);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_killed_runs_lock_does_not_block_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().unwrap();
+    let fifo = dir.path().join("held.jsonl");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut held = Running(
+        Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(run_args(fifo.to_str().unwrap(), l, &[]))
+            .env("ETL_LOG", "etl_local::lock=info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = std::io::BufReader::new(held.0.stderr.take().unwrap());
+    read_until(&mut err, "Lake locked.");
+    // SIGKILL: no destructor, no clean-up; the OS drops the lock with the process.
+    held.0.kill().unwrap();
+    held.0.wait().unwrap();
+    assert!(
+        lake.join(".lock").exists(),
+        "the file stays; only its lock went"
+    );
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, live_lines("k", 20, 1)).unwrap();
+    let out = etl(&run_args(input.to_str().unwrap(), l, &["--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["scored"], 20);
+}
