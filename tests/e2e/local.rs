@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 
 use crate::lake::{read_batches, read_lake, Row};
 
+mod incremental;
+
 fn golden() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -1,7 +1,8 @@
 //! `etl`: run the sentiment pipeline locally, query the lake, generate data.
 //!
 //! Exit codes: 0 success (rejected input lines are reported, not fatal);
-//! 1 the command failed (unreadable input, unwritable lake, bad SQL);
+//! 1 the command failed (unreadable input, unwritable lake, damaged lake
+//! state, the lake locked by another run, bad SQL);
 //! 2 usage error; 3 the run completed but some messages were dead-lettered.
 
 mod gen;
@@ -70,9 +71,14 @@ struct RunArgs {
     /// Leave the `text` column out of the lake.
     #[arg(long)]
     no_text: bool,
-    /// Ignore the watermark and send every record again.
+    /// Send every record again, ignoring (and not reading) what earlier runs
+    /// sent, and rebuild the lake's state from what lands. Recovers a damaged
+    /// or old-format state.
     #[arg(long)]
     full: bool,
+    /// When another `etl run` holds the lake, wait for it instead of exiting 1.
+    #[arg(long)]
+    wait_lock: bool,
     /// Receives before a failing message is dead-lettered.
     #[arg(long, default_value_t = 3)]
     max_receive_count: u32,
@@ -202,6 +208,10 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     cfg.codec = a.compression;
     cfg.include_text = !a.no_text;
     cfg.full = a.full;
+    cfg.wait_lock = a.wait_lock;
+    cfg.on_lock_wait = |holder| {
+        eprintln!("waiting for another `etl run` on this lake to finish (lock held by {holder})")
+    };
     cfg.max_receive_count = a.max_receive_count.max(1);
     cfg.fields = FieldMap {
         id: a.id_field,
@@ -300,11 +310,23 @@ fn print_summary(s: &etl_local::RunSummary) {
         "  sent              {:>12}  in {} messages",
         p.sent_records, p.messages
     );
+    if s.retried_records > 0 {
+        println!(
+            "  retried           {:>12}  (retrying records dead-lettered by an earlier run)",
+            s.retried_records
+        );
+    }
     println!("records scored      {:>12}", s.scored);
     println!(
         "dead-lettered       {:>12}  in {} messages",
         s.dead_lettered_records, s.dead_lettered_messages
     );
+    if s.pending_retry > 0 {
+        println!(
+            "  left to retry     {:>12}  (not recorded as sent: the next run retries them)",
+            s.pending_retry
+        );
+    }
     println!("files written       {:>12}", s.files_written);
     println!("bytes written       {:>12}", s.bytes_written);
     println!("elapsed             {:>11.2}s", s.elapsed_secs);

@@ -9,6 +9,8 @@
 pub mod catalog;
 pub mod dead_letter;
 pub mod format;
+mod fpset;
+pub mod lock;
 pub mod query;
 pub mod queue;
 pub mod run;
@@ -18,8 +20,10 @@ pub mod state;
 
 pub use catalog::LocalCatalog;
 pub use dead_letter::DeadLetterFile;
+pub use lock::{LakeLock, LockError};
 pub use query::DataFusionQuery;
 pub use queue::{DeadLetter, InProcessQueue, QueueConfig};
 pub use run::{run, run_with, RunConfig, RunCounters, RunError, RunSummary};
 pub use sink::FsSink;
 pub use source::{FileSource, InputFormat};
+pub use state::{LakeState, StateError};

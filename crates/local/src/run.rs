@@ -4,10 +4,13 @@
 //! packer into the in-process queue; `workers` consumer tasks receive batches
 //! and run the core consume step, acknowledging each message on its own or
 //! releasing it for redelivery (dead-lettered after `max_receive_count`).
-//! The lake's state (watermark and sent fingerprints) advances only when the
-//! run completes and its files are synced to disk, so an interrupted run
-//! is simply run again: it re-sends the same messages, whose content ids map
-//! to the same files, which are overwritten rather than duplicated.
+//! The lake's state (the versions that landed) advances only when the run
+//! completes and its files are synced to disk, so an interrupted run is
+//! simply run again: it re-sends the same messages, whose content ids map to
+//! the same files, which are overwritten rather than duplicated. A version
+//! is recorded as sent only when its message landed; those of dead-lettered
+//! messages are sent again by the next run. The whole run holds the lake's
+//! lock ([`crate::lock`]), so two runs never interleave on one lake.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,10 +30,11 @@ use tracing::{info, warn};
 
 use crate::catalog::LocalCatalog;
 use crate::dead_letter::DeadLetterFile;
+use crate::lock::{LakeLock, LockError};
 use crate::queue::{InProcessQueue, QueueConfig};
 use crate::sink::FsSink;
 use crate::source::{FileSource, InputFormat};
-use crate::state::LakeState;
+use crate::state::{LakeState, StateError};
 
 /// Settings of a local run.
 #[derive(Debug, Clone)]
@@ -55,8 +59,17 @@ pub struct RunConfig {
     pub fields: FieldMap,
     /// Receives before a failing message is dead-lettered.
     pub max_receive_count: u32,
-    /// Ignore the watermark and send everything.
+    /// Ignore what was sent before, send everything, and rebuild the state
+    /// from what lands (does not read the state files).
     pub full: bool,
+    /// Wait for another run holding the lake's lock instead of failing.
+    pub wait_lock: bool,
+    /// Told whom the run waits for, when it must wait for the lock.
+    pub on_lock_wait: fn(&str),
+    /// Longest input line accepted (bytes); longer ones are rejected with
+    /// their line number without being held in memory. `None`: the queue's
+    /// message limit (SQS's 256 KiB, or the message budget if larger).
+    pub max_line_bytes: Option<usize>,
 }
 
 impl RunConfig {
@@ -74,6 +87,9 @@ impl RunConfig {
             fields: FieldMap::default(),
             max_receive_count: 3,
             full: false,
+            wait_lock: false,
+            on_lock_wait: |_| {},
+            max_line_bytes: None,
         }
     }
 }
@@ -107,6 +123,14 @@ pub struct RunSummary {
     pub dead_lettered_messages: u64,
     /// Records inside those entries.
     pub dead_lettered_records: u64,
+    /// Records sent again because an earlier run sent them and their message
+    /// was dead-lettered (they were not recorded as sent).
+    pub retried_records: u64,
+    /// Records this run sent that did not land (dead-lettered): not
+    /// recorded as sent, so the next run retries them.
+    pub pending_retry: u64,
+    /// Versions the lake's state records as landed, over all runs.
+    pub versions_in_lake: u64,
     /// Parquet objects written (a redelivered message rewrites its own objects).
     pub files_written: u64,
     /// Parquet bytes written.
@@ -151,6 +175,12 @@ pub enum RunError {
         #[source]
         source: etl_core::BackendError,
     },
+    /// Another run holds the lake, or its lock file cannot be used.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// The lake's state files cannot be used (damaged, old format).
+    #[error(transparent)]
+    State(#[from] StateError),
     /// The producer failed.
     #[error(transparent)]
     Produce(#[from] ProduceError),
@@ -261,15 +291,29 @@ pub async fn run_with(
             e,
         ))
     })?;
+    // Held until the state is saved: before anything is read or written.
+    let notify = |holder: &str| (cfg.on_lock_wait)(holder);
+    let _lock = LakeLock::acquire(&lake, cfg.wait_lock.then_some(&notify as &dyn Fn(&str)))?;
+    // A damaged state stops the run here, before anything is written.
+    let mut state = if cfg.full {
+        LakeState::fresh(&lake)
+    } else {
+        LakeState::load(&lake)?
+    };
+    let landed = state.landed();
 
     let format = cfg
         .format
         .unwrap_or_else(|| InputFormat::from_path(&cfg.input));
-    let mut source = FileSource::open_counted(
+    let max_line = cfg
+        .max_line_bytes
+        .unwrap_or(etl_core::message::SQS_MAX_MESSAGE_BYTES.max(cfg.message_budget));
+    let mut source = FileSource::open_limited(
         &cfg.input,
         format,
         cfg.fields.clone(),
         counters.bytes_read.clone(),
+        max_line,
     )
     .map_err(|source| RunError::Input {
         path: cfg.input.clone(),
@@ -281,10 +325,6 @@ pub async fn run_with(
 
     let catalog = Arc::new(LocalCatalog::new(&lake, cfg.include_text));
     catalog.ensure_table().await.map_err(lake_err)?;
-    let mut state = LakeState::load(&lake).map_err(lake_err)?;
-    if cfg.full {
-        state.reset();
-    }
 
     let queue = Arc::new(InProcessQueue::new(QueueConfig {
         max_receive_count: cfg.max_receive_count.max(1),
@@ -304,13 +344,14 @@ pub async fn run_with(
     let mut workers = Vec::new();
     for worker in 0..cfg.workers.max(1) {
         let refused = refused.clone();
-        let (queue, sink, catalog, analyzer, counters, files) = (
+        let (queue, sink, catalog, analyzer, counters, files, landed) = (
             queue.clone(),
             sink.clone(),
             catalog.clone(),
             analyzer.clone(),
             counters.clone(),
             files.clone(),
+            landed.clone(),
         );
         let batch_size = cfg.batch_size.max(1);
         workers.push(tokio::spawn(async move {
@@ -352,6 +393,19 @@ pub async fn run_with(
                                 .bytes_written
                                 .fetch_add(o.objects.iter().map(|x| x.1 as u64).sum(), Ordering::Relaxed);
                             files.fetch_add(o.objects.len() as u64, Ordering::Relaxed);
+                            // Only what landed is recorded as sent: records refused
+                            // (in `_dead_letter/`) are retried by the next run.
+                            if o.refused.is_empty() && o.deferred.is_empty() {
+                                landed.commit_message(&d.body);
+                            } else if let Ok(m) = etl_core::decode_message(&d.body) {
+                                let failed: std::collections::HashSet<&str> = o
+                                    .refused
+                                    .iter()
+                                    .map(|(id, _)| id.as_str())
+                                    .chain(o.deferred.iter().map(String::as_str))
+                                    .collect();
+                                landed.commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
+                            }
                             queue.ack(&d).await.map_err(|e| e.to_string())?;
                             counters.messages_done.fetch_add(1, Ordering::Relaxed);
                             ok += 1;
@@ -418,13 +472,18 @@ pub async fn run_with(
     let (dl_msgs, dl_records) = (dl_msgs + refused_msgs, dl_records + refused_records);
     // Every file of this run on disk before the run is recorded as done.
     sink.flush().await.map_err(lake_err)?;
-    state.save(&lake).map_err(lake_err)?;
+    let retried_records = state.retried();
+    drop(landed);
+    let saved = state.save()?;
 
     let summary = RunSummary {
         scored: counters.scored.load(Ordering::Relaxed),
         messages_ok,
         dead_lettered_messages: dl_msgs,
         dead_lettered_records: dl_records,
+        retried_records,
+        pending_retry: saved.pending_retry,
+        versions_in_lake: saved.versions,
         files_written: files.load(Ordering::Relaxed),
         bytes_written: counters.bytes_written.load(Ordering::Relaxed),
         elapsed_secs: started.elapsed().as_secs_f64(),

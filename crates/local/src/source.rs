@@ -75,6 +75,18 @@ impl FileSource {
         fields: FieldMap,
         bytes_read: Arc<AtomicU64>,
     ) -> Result<Self, BackendError> {
+        Self::open_limited(path, format, fields, bytes_read, DEFAULT_MAX_LINE_BYTES)
+    }
+
+    /// Like [`FileSource::open_counted`], rejecting JSON lines longer than
+    /// `max_line` bytes (with their line number) without holding them.
+    pub fn open_limited(
+        path: &Path,
+        format: InputFormat,
+        fields: FieldMap,
+        bytes_read: Arc<AtomicU64>,
+        max_line: usize,
+    ) -> Result<Self, BackendError> {
         let file = File::open(path)
             .map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
         let meta = file
@@ -98,8 +110,12 @@ impl FileSource {
             .name("etl-source".into())
             .spawn(move || {
                 let result = match format {
-                    InputFormat::JsonLines => read_json_lines(counter, &fields, &tx),
-                    InputFormat::Csv => read_csv(counter, &fields, &tx),
+                    InputFormat::JsonLines => {
+                        read_json_lines_limited(counter, &fields, &tx, max_line).map(|_| ())
+                    }
+                    InputFormat::Csv => {
+                        read_csv_limited(counter, &fields, &tx, max_line).map(|_| ())
+                    }
                 };
                 if let Err(e) = result {
                     let _ = tx.blocking_send(Err(BackendError::permanent(
@@ -203,49 +219,252 @@ pub fn parse_json_line(bytes: &[u8], line: u64, fields: &FieldMap) -> SourceItem
     }
 }
 
+/// The longest line a reader holds by default: SQS's message limit. A line
+/// longer than that could not travel in one queue message even alone.
+pub const DEFAULT_MAX_LINE_BYTES: usize = etl_core::message::SQS_MAX_MESSAGE_BYTES;
+
+/// Bytes read at a time while skipping a line that is too long.
+const SKIP_CHUNK: u64 = 64 * 1024;
+
+/// One line from a [`LineReader`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// The line's bytes, without its line ending.
+    Text(&'a [u8]),
+    /// A line longer than the limit, streamed past: only its length is known.
+    TooLong {
+        /// Its length in bytes, without the newline.
+        bytes: u64,
+    },
+}
+
+/// Splits a byte stream into lines holding at most `limit` bytes of one
+/// line in memory: a longer line is read past in small chunks and reported
+/// as [`Line::TooLong`], so memory does not grow with line length.
+pub struct LineReader<R> {
+    inner: BufReader<R>,
+    buf: Vec<u8>,
+    limit: usize,
+    line_no: u64,
+    peak_capacity: usize,
+}
+
+impl<R: Read> LineReader<R> {
+    /// Lines of at most `limit` bytes from `r`.
+    pub fn new(r: R, limit: usize) -> Self {
+        Self {
+            inner: BufReader::with_capacity(1 << 20, r),
+            buf: Vec::with_capacity(4096.min(limit + 1)),
+            limit,
+            line_no: 0,
+            peak_capacity: 0,
+        }
+    }
+
+    /// The largest capacity the line buffer reached: at most about twice
+    /// the limit, whatever the input (the read buffer adds a fixed 1 MiB).
+    pub fn peak_capacity(&self) -> usize {
+        self.peak_capacity
+    }
+
+    /// The next line and its 1-based number, or `None` at the end.
+    pub fn next_line(&mut self) -> std::io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        let n = (&mut self.inner)
+            .take(self.limit as u64 + 1)
+            .read_until(b'\n', &mut self.buf)?;
+        self.peak_capacity = self.peak_capacity.max(self.buf.capacity());
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        let ended = self.buf.last() == Some(&b'\n');
+        if !ended && self.buf.len() > self.limit {
+            let mut bytes = self.buf.len() as u64;
+            loop {
+                self.buf.clear();
+                let n = (&mut self.inner)
+                    .take(SKIP_CHUNK.min(self.limit as u64 + 1))
+                    .read_until(b'\n', &mut self.buf)?;
+                self.peak_capacity = self.peak_capacity.max(self.buf.capacity());
+                if n == 0 {
+                    break;
+                }
+                if self.buf.last() == Some(&b'\n') {
+                    bytes += n as u64 - 1;
+                    break;
+                }
+                bytes += n as u64;
+            }
+            self.buf.clear();
+            return Ok(Some((self.line_no, Line::TooLong { bytes })));
+        }
+        let mut end = self.buf.len();
+        while end > 0 && (self.buf[end - 1] == b'\n' || self.buf[end - 1] == b'\r') {
+            end -= 1;
+        }
+        Ok(Some((self.line_no, Line::Text(&self.buf[..end]))))
+    }
+}
+
 /// The JSON-lines reader loop (public for the fuzz targets in `fuzz/`).
 #[doc(hidden)]
 pub fn read_json_lines<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, r);
-    let mut buf = Vec::with_capacity(4096);
+    read_json_lines_limited(r, fields, tx, DEFAULT_MAX_LINE_BYTES).map(|_| ())
+}
+
+/// [`read_json_lines`] rejecting lines longer than `max_line` bytes
+/// without holding them; returns the line buffer's peak capacity.
+#[doc(hidden)]
+pub fn read_json_lines_limited<R: Read>(
+    r: R,
+    fields: &FieldMap,
+    tx: &Tx,
+    max_line: usize,
+) -> std::io::Result<usize> {
+    let mut lines = LineReader::new(r, max_line);
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let mut end = buf.len();
-        while end > 0 && (buf[end - 1] == b'\n' || buf[end - 1] == b'\r') {
-            end -= 1;
-        }
-        let mut line = &buf[..end];
-        if line_no == 1 && line.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            line = &line[3..]; // UTF-8 byte-order mark
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue; // blank lines separate nothing and hold no record
-        }
-        chunk.push(parse_json_line(line, line_no, fields));
+    while let Some((line_no, line)) = lines.next_line()? {
+        let item = match line {
+            Line::TooLong { bytes } => reject(
+                line_no,
+                None,
+                None,
+                format!(
+                    "line is {bytes} bytes, longer than the queue's message limit of \
+                     {max_line} bytes; skipped without reading it into memory"
+                ),
+            ),
+            Line::Text(mut line) => {
+                if line_no == 1 && line.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    line = &line[3..]; // UTF-8 byte-order mark
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue; // blank lines separate nothing and hold no record
+                }
+                parse_json_line(line, line_no, fields)
+            }
+        };
+        chunk.push(item);
         if chunk.len() >= CHUNK_LINES && !send_chunk(tx, &mut chunk) {
-            return Ok(());
+            return Ok(lines.peak_capacity());
         }
     }
     send_chunk(tx, &mut chunk);
-    Ok(())
+    Ok(lines.peak_capacity())
 }
 
 /// The CSV reader loop (public for the fuzz targets in `fuzz/`).
 #[doc(hidden)]
 pub fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, r));
-    let headers: Vec<String> = match reader.byte_headers() {
-        Ok(h) => h
+    read_csv_limited(r, fields, tx, DEFAULT_MAX_LINE_BYTES).map(|_| ())
+}
+
+/// One CSV record read by [`CsvRecords`].
+enum CsvItem {
+    Record(csv::ByteRecord),
+    TooLong { bytes: u64 },
+}
+
+/// CSV records (quotes, embedded newlines) holding at most `limit` bytes of
+/// one record: a longer record is read past by csv-core's state machine,
+/// its fields discarded as they come, so memory does not grow with it.
+struct CsvRecords<R> {
+    input: BufReader<R>,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    limit: usize,
+    peak: usize,
+}
+
+impl<R: Read> CsvRecords<R> {
+    fn new(r: R, limit: usize) -> Self {
+        Self {
+            input: BufReader::with_capacity(1 << 20, r),
+            core: csv_core::Reader::new(),
+            out: vec![0; 4096.min(limit.max(1))],
+            ends: vec![0; 64],
+            limit: limit.max(1),
+            peak: 0,
+        }
+    }
+
+    /// The next record with the line it starts on, or `None` at the end.
+    fn next(&mut self) -> std::io::Result<Option<(u64, CsvItem)>> {
+        let line = self.core.line();
+        let (mut nout, mut nend, mut raw) = (0usize, 0usize, 0u64);
+        let mut too_long = false;
+        loop {
+            let input = self.input.fill_buf()?;
+            let (res, nin, o, e) = if too_long {
+                // Discard: the same scratch again and again.
+                self.core.read_record(input, &mut self.out, &mut self.ends)
+            } else {
+                self.core
+                    .read_record(input, &mut self.out[nout..], &mut self.ends[nend..])
+            };
+            self.input.consume(nin);
+            raw += nin as u64;
+            if !too_long {
+                nout += o;
+                nend += e;
+            }
+            use csv_core::ReadRecordResult as R;
+            match res {
+                R::InputEmpty => {}
+                R::OutputFull | R::OutputEndsFull if too_long => {}
+                R::OutputFull if self.out.len() < self.limit => {
+                    let n = (self.out.len() * 2).min(self.limit);
+                    self.out.resize(n, 0);
+                }
+                R::OutputEndsFull if self.ends.len() * 8 < self.limit => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                R::OutputFull | R::OutputEndsFull => too_long = true,
+                R::Record if too_long => {
+                    self.peak = self
+                        .peak
+                        .max(self.out.capacity() + self.ends.capacity() * 8);
+                    return Ok(Some((line, CsvItem::TooLong { bytes: raw })));
+                }
+                R::Record => {
+                    self.peak = self
+                        .peak
+                        .max(self.out.capacity() + self.ends.capacity() * 8);
+                    let mut rec = csv::ByteRecord::with_capacity(nout, nend);
+                    let mut start = 0;
+                    for &end in &self.ends[..nend] {
+                        rec.push_field(&self.out[start..end]);
+                        start = end;
+                    }
+                    return Ok(Some((line, CsvItem::Record(rec))));
+                }
+                R::End => return Ok(None),
+            }
+        }
+    }
+}
+
+/// [`read_csv`] rejecting records longer than `max_record` bytes without
+/// holding them; returns the record buffers' peak capacity in bytes.
+#[doc(hidden)]
+pub fn read_csv_limited<R: Read>(
+    r: R,
+    fields: &FieldMap,
+    tx: &Tx,
+    max_record: usize,
+) -> std::io::Result<usize> {
+    let mut records = CsvRecords::new(r, max_record);
+    let headers: Vec<String> = match records.next()? {
+        None => return Ok(records.peak),
+        Some((_, CsvItem::TooLong { bytes })) => {
+            return Err(std::io::Error::other(format!(
+                "CSV header is {bytes} bytes, longer than the limit of {max_record} bytes"
+            )))
+        }
+        Some((_, CsvItem::Record(h))) => h
             .iter()
             .map(|b| {
                 String::from_utf8_lossy(b)
@@ -253,29 +472,27 @@ pub fn read_csv<R: Read>(r: R, fields: &FieldMap, tx: &Tx) -> std::io::Result<()
                     .to_string()
             })
             .collect(),
-        Err(e) => return Err(std::io::Error::other(format!("CSV header: {e}"))),
     };
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        let line = reader.position().line() + 1;
-        match reader.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = rec.position().map_or(line, |p| p.line());
-                chunk.push(csv_row(&headers, &rec, line, fields));
-            }
-            Err(e) => match e.kind() {
-                csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
-                _ => chunk.push(reject(line, None, None, format!("malformed CSV: {e}"))),
-            },
-        }
+    while let Some((line, item)) = records.next()? {
+        chunk.push(match item {
+            CsvItem::Record(rec) => csv_row(&headers, &rec, line, fields),
+            CsvItem::TooLong { bytes } => reject(
+                line,
+                None,
+                None,
+                format!(
+                    "record is {bytes} bytes, longer than the queue's message limit of \
+                     {max_record} bytes; skipped without reading it into memory"
+                ),
+            ),
+        });
         if chunk.len() >= CHUNK_LINES && !send_chunk(tx, &mut chunk) {
-            return Ok(());
+            return Ok(records.peak);
         }
     }
     send_chunk(tx, &mut chunk);
-    Ok(())
+    Ok(records.peak)
 }
 
 fn csv_row(headers: &[String], rec: &csv::ByteRecord, line: u64, fields: &FieldMap) -> SourceItem {
@@ -380,6 +597,50 @@ mod tests {
         assert_eq!(good, vec!["1", "6"]);
     }
 
+    #[test]
+    fn line_reader_streams_past_long_lines_with_bounded_memory() {
+        // Generated, not stored: 20 MB of one line between two short ones,
+        // then a long last line without a newline.
+        let limit = 1024;
+        let big = 20 * 1024 * 1024;
+        let input = std::io::Cursor::new(b"first\r\n".to_vec())
+            .chain(std::io::repeat(b'x').take(big))
+            .chain(std::io::Cursor::new(
+                format!("\n{}\n\nlast", "y".repeat(limit)).into_bytes(),
+            ))
+            .chain(std::io::repeat(b'z').take(limit as u64 + 1));
+        let mut r = LineReader::new(input, limit);
+        let mut got = Vec::new();
+        while let Some((n, line)) = r.next_line().unwrap() {
+            got.push(match line {
+                Line::Text(t) => (
+                    n,
+                    format!(
+                        "{} bytes: {}",
+                        t.len(),
+                        String::from_utf8_lossy(&t[..t.len().min(5)])
+                    ),
+                ),
+                Line::TooLong { bytes } => (n, format!("too long: {bytes}")),
+            });
+        }
+        assert_eq!(
+            got,
+            vec![
+                (1, "5 bytes: first".to_owned()),
+                (2, format!("too long: {big}")),
+                (3, format!("{limit} bytes: yyyyy")),
+                (4, "0 bytes: ".to_owned()),
+                (5, format!("too long: {}", 4 + limit + 1)),
+            ]
+        );
+        assert!(
+            r.peak_capacity() <= 2 * (limit + 1),
+            "{}",
+            r.peak_capacity()
+        );
+    }
+
     #[tokio::test]
     async fn csv_rows_parse_with_quotes_and_report_bad_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -414,6 +675,50 @@ mod tests {
         );
         assert_eq!(rej[0].1.as_deref(), Some("text"));
         assert!(rej[1].2.contains("columns"));
+    }
+
+    #[test]
+    fn csv_records_longer_than_the_limit_are_rejected_by_line_with_bounded_buffers() {
+        let limit = 4096;
+        let big = 8 * 1024 * 1024;
+        // A quoted field of 8 MiB with embedded newlines and escaped quotes,
+        // and a row of 100k empty fields (bytes of ends, not of text).
+        let input = std::io::Cursor::new(b"id,text,created_at\na,fine,1\nb,\"".to_vec())
+            .chain(std::io::repeat(b'x').take(big / 2))
+            .chain(std::io::Cursor::new(b"\n\"\"more\n".to_vec()))
+            .chain(std::io::repeat(b'y').take(big / 2))
+            .chain(std::io::Cursor::new(
+                format!("\",1\nc,{}\nd,\"after, quoted\",1\n", ",".repeat(100_000)).into_bytes(),
+            ));
+        let (tx, mut rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let peak = read_csv_limited(input, &FieldMap::default(), &tx, limit).unwrap();
+        drop(tx);
+        let mut items = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            items.extend(c.unwrap());
+        }
+        let got: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                SourceItem::Record(r) => format!("{}: {}", r.id, r.text),
+                SourceItem::Rejected(r) => format!(
+                    "{}: {}",
+                    r.location,
+                    &r.reason[..r.reason.find(',').unwrap_or(r.reason.len())]
+                ),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "a: fine".to_owned(),
+                format!("line 3: record is {} bytes", 3 + big / 2 + 8 + big / 2 + 4),
+                // b spans lines 3 to 5.
+                format!("line 6: record is {} bytes", 2 + 100_000 + 1),
+                "d: after, quoted".to_owned(),
+            ]
+        );
+        assert!(peak <= 2 * limit + 4096, "{peak}");
     }
 
     #[tokio::test]
