@@ -293,6 +293,29 @@ impl Aws {
         ))
     }
 
+    /// A consumer wired as the template wires it: refused records to the
+    /// dead-letter queue alone, transient ones back on the work queue (both
+    /// through the proxy).
+    fn routed_consumer(
+        &self,
+        analyzer: Arc<dyn SentimentAnalyzer>,
+        comprehend: Option<Arc<ComprehendAnalyzer>>,
+    ) -> Arc<BatchHandler> {
+        let plain = Arc::try_unwrap(self.consumer(analyzer, comprehend))
+            .unwrap_or_else(|_| unreachable!("a fresh handler has one owner"));
+        Arc::new(
+            plain
+                .with_dead_letters(Arc::new(etl_aws::sqs::SqsDeadLetters::new(
+                    self.via.sqs.clone(),
+                    &self.dlq_url,
+                )))
+                .with_requeue(Arc::new(SqsQueue::new(
+                    self.via.sqs.clone(),
+                    &self.queue_url,
+                ))),
+        )
+    }
+
     fn vader_consumer(&self) -> Arc<BatchHandler> {
         self.consumer(Arc::new(VaderAnalyzer::new()), None)
     }
@@ -943,7 +966,7 @@ async fn aws_comprehend_error_list_and_throttling() {
         ComprehendAnalyzer::new(env.via.comprehend.clone(), LanguageMode::Fixed("en".into()))
             .with_retry(5, ms(5), ms(50)),
     );
-    let consumer = env.consumer(analyzer.clone(), Some(analyzer));
+    let consumer = env.routed_consumer(analyzer.clone(), Some(analyzer));
     let drained = drain(&env.harness_queue(), &[consumer], 200).await;
 
     let mut dead = Vec::new();
