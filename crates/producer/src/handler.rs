@@ -128,6 +128,12 @@ impl Summary {
             .count("RecordsSent", self.stats.sent_records)
             .count("MessagesSent", self.stats.messages)
             .count("SendCalls", self.stats.send_calls)
+            // The failure path reports `Complete` with an empty mode: not a completed run.
+            .count(
+                "RunsCompleted",
+                u64::from(self.status == Status::Complete && !self.mode.is_empty()),
+            )
+            .count("RunsPartial", u64::from(self.status == Status::Partial))
             .count("ColdStart", cold)
     }
 }
