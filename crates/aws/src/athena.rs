@@ -1,5 +1,6 @@
-//! Amazon Athena as a core [`QueryEngine`], plus the two views every
-//! deployment gets.
+//! Amazon Athena as a core [`QueryEngine`], plus DDL for the two views
+//! (`etl_core::views`) for an Athena database that did not get them from
+//! template.yaml, which creates them at deploy time.
 //!
 //! Athena is asynchronous: StartQueryExecution returns an id, the state is
 //! polled until it settles, and results are paged. Polling backs off, the
