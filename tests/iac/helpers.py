@@ -69,10 +69,23 @@ def as_list(v) -> list:
     return v if isinstance(v, list) else [v]
 
 
-def role_statements(role: dict) -> list[tuple[str, dict]]:
-    """(policy name, statement) for every inline statement of an AWS::IAM::Role."""
+def conditional(value) -> list[tuple[str | None, object]]:
+    """The branches a value can take: [(None, value)] when it is plain, else
+    [(condition, value when true), (!condition, value when false)] without
+    the AWS::NoValue branch, for `!If [cond, a, b]`."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        cond, yes, no = value["Fn::If"]
+        return [(c, v) for c, v in ((cond, yes), ("!" + cond, no)) if v != {"Ref": "AWS::NoValue"}]
+    return [(None, value)]
+
+
+def role_statements(role: dict, with_conditions: bool = False) -> list[tuple]:
+    """(policy name, statement) for every inline statement of an AWS::IAM::Role,
+    both branches of a conditional (`!If`) statement included; with
+    `with_conditions`, (policy name, statement, condition or None)."""
     out = []
     for policy in role["Properties"].get("Policies", []):
-        for st in as_list(policy["PolicyDocument"]["Statement"]):
-            out.append((policy["PolicyName"], st))
+        for entry in as_list(policy["PolicyDocument"]["Statement"]):
+            for cond, st in conditional(entry):
+                out.append((policy["PolicyName"], st, cond) if with_conditions else (policy["PolicyName"], st))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from helpers import ROOT, TEMPLATE, tool
@@ -76,3 +77,12 @@ def test_every_checkov_skip_states_its_reason(resources):
             assert skip["id"].startswith("CKV"), (name, skip)
             assert len(skip.get("comment", "").split()) >= 5, f"{name}: skip of {skip['id']} needs a real reason"
     assert skips > 0
+
+
+def test_tool_versions_are_pinned_exactly():
+    """Unpinned tools drift: a new cfn-lint adds rules, a new zig breaks cross-builds."""
+    for name in ("requirements.txt", "requirements-iac.txt"):
+        for line in (ROOT / "tools" / name).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line:
+                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.+\-]*", line), f"{name}: {line!r} is not an exact pin"

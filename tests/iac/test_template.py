@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from helpers import ROOT, as_list, functions, refs
+from helpers import ROOT, as_list, conditional, functions, refs
 
 OUTPUT_RS = ROOT / "crates" / "core" / "src" / "output.rs"
 
@@ -84,11 +84,15 @@ def test_schedule_input_is_a_scheduled_event_like_the_fixture(resources):
         assert payload.keys() == json.loads(fixture.read_text()).keys()
 
 
-def test_optional_resume_schedule_sends_resume_and_is_off_by_default(template, resources):
+def test_resume_schedule_sends_resume_and_is_on_by_default(template, resources):
     resume = event(resources["ProducerFunction"], "ScheduleV2", "Resume")
     assert json.loads(resume["Input"]) == {"mode": "resume"}
     assert resume["State"] == {"Fn::If": ["HasResumeSchedule", "ENABLED", "DISABLED"]}
-    assert template["Parameters"]["ResumeScheduleExpression"]["Default"] == ""
+    # A run longer than one invocation continues within minutes, not the next night.
+    param = template["Parameters"]["ResumeScheduleExpression"]
+    assert param["Default"] == "rate(15 minutes)"
+    assert re.fullmatch(param["AllowedPattern"], param["Default"]) and re.fullmatch(param["AllowedPattern"], "")
+    assert template["Conditions"]["HasResumeSchedule"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ResumeScheduleExpression"}, ""]}]}
     assert by_ref(resources, resume["DeadLetterConfig"]["Arn"]) == "ProducerDeadLetterQueue"
 
 
@@ -110,14 +114,104 @@ def test_function_environment_carries_the_documented_variables(resources):
         "OUTPUT_PREFIX",
         "GLUE_DATABASE",
         "GLUE_TABLE",
-        "ATHENA_WORKGROUP",
         "SENTIMENT_ENGINE",
         "LANGUAGE",
+        "DEAD_LETTER_QUEUE_URL",
     } <= consumer.keys()
     assert refs(producer["STATE_TABLE"]) == {"StateTable"}
     assert refs(producer["QUEUE_URL"]) == {"WorkQueue"}
     assert refs(consumer["OUTPUT_BUCKET"]) == {"LakeBucket"}
-    assert refs(consumer["ATHENA_WORKGROUP"]) == {"AthenaWorkGroup"}
+    # The views are created at deploy time (Glue VIRTUAL_VIEW tables); with
+    # ATHENA_WORKGROUP set the consumer would run their DDL on every cold start.
+    assert "ATHENA_WORKGROUP" not in consumer
+
+
+def test_source_attribute_names_and_lookback_are_parameters(template, resources):
+    producer = resources["ProducerFunction"]["Properties"]["Environment"]["Variables"]
+    for var, param, default in [
+        ("ID_FIELD", "SourceIdField", "id"),
+        ("TEXT_FIELD", "SourceTextField", "text"),
+        ("CREATED_AT_FIELD", "SourceCreatedAtField", "created_at"),
+        ("UPDATED_AT_FIELD", "SourceUpdatedAtField", "updated_at"),
+        ("LOOKBACK_SECONDS", "LookbackSeconds", 3600),
+    ]:
+        assert producer[var] == {"Ref": param}, var
+        assert template["Parameters"][param]["Default"] == default, param
+    # A table the stack creates is keyed by the configured id attribute.
+    key = resources["SourceTable"]["Properties"]["KeySchema"]
+    assert key == [{"AttributeName": {"Ref": "SourceIdField"}, "KeyType": "HASH"}]
+
+
+@pytest.mark.parametrize("name", ["ProducerFunction", "ConsumerFunction"])
+def test_metrics_carry_the_stack_name(resources, name):
+    env = resources[name]["Properties"]["Environment"]["Variables"]
+    assert env["METRICS_STACK"] == {"Ref": "AWS::StackName"}
+
+
+def test_producer_concurrency_is_not_reserved_by_default(template, resources):
+    # A reservation of 1 fails stack creation where the account quota is 10.
+    assert template["Parameters"]["ReserveProducerConcurrency"]["Default"] == "false"
+    assert resources["ProducerFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveProducer", 1, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_tracing_is_an_option_off_by_default(template):
+    assert template["Parameters"]["Tracing"]["Default"] == "false"
+    assert template["Globals"]["Function"]["Tracing"] == {"Fn::If": ["UseTracing", "Active", "PassThrough"]}
+    assert template["Conditions"]["UseTracing"] == {"Fn::Equals": [{"Ref": "Tracing"}, "true"]}
+
+
+def test_a_large_batch_without_batching_window_is_refused_by_a_rule(template):
+    rule = template["Rules"]["BatchingWindowForLargeBatches"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "MaximumBatchingWindowInSeconds"}, "0"]}
+    (assertion,) = rule["Assertions"]
+    allowed, ref = assertion["Assert"]["Fn::Contains"]
+    assert ref == {"Ref": "BatchSize"}
+    batch = template["Parameters"]["BatchSize"]
+    every = range(batch["MinValue"], batch["MaxValue"] + 1)
+    # Lambda's rule: with no batching window, at most 10 messages per batch.
+    assert [n for n in every if str(n) in allowed] == list(range(1, 11))
+
+
+COMPREHEND_RS = ROOT / "crates" / "aws" / "src" / "comprehend.rs"
+
+
+def supported_languages() -> list[str]:
+    """SUPPORTED_LANGUAGES of crates/aws/src/comprehend.rs: what LANGUAGE may be besides auto."""
+    m = re.search(r"pub const SUPPORTED_LANGUAGES\s*:\s*&\[&str\]\s*=\s*&\[(.*?)\];", COMPREHEND_RS.read_text(), re.S)
+    assert m, "SUPPORTED_LANGUAGES not found in crates/aws/src/comprehend.rs"
+    return re.findall(r'"([^"]+)"', m.group(1))
+
+
+def test_language_parameter_allows_exactly_what_the_consumer_accepts(template):
+    langs = supported_languages()
+    assert len(langs) == 12 and "en" in langs  # Comprehend's sentiment languages
+    # The consumer's LANGUAGE parser (LanguageMode::from_str) accepts these and `auto`.
+    comprehend = COMPREHEND_RS.read_text()
+    assert 'eq_ignore_ascii_case("auto")' in comprehend
+    param = template["Parameters"]["Language"]
+    assert "AllowedPattern" not in param
+    assert sorted(param["AllowedValues"]) == sorted(langs + ["auto"])
+    assert param["Default"] in param["AllowedValues"]
+
+
+def test_glue_database_name_is_derived_from_the_stack_unless_set(template, resources):
+    param = template["Parameters"]["GlueDatabaseName"]
+    assert param["Default"] == ""
+    assert template["Conditions"]["DeriveGlueDatabaseName"] == {"Fn::Equals": [{"Ref": "GlueDatabaseName"}, ""]}
+    name = resources["GlueDatabase"]["Properties"]["DatabaseInput"]["Name"]
+    assert name == {
+        "Fn::If": [
+            "DeriveGlueDatabaseName",
+            {"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "AWS::StackName"}]}]},
+            {"Ref": "GlueDatabaseName"},
+        ]
+    }
+    # What the derivation gives for the samconfig stack: the old fixed default.
+    stack = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["deploy"]["parameters"]["stack_name"]
+    derived = "_".join(stack.split("-"))
+    assert derived == "sentiment_etl" and re.fullmatch(param["AllowedPattern"], derived)
 
 
 # ------------------------------------------------------------------------ SQS
@@ -163,7 +257,14 @@ def test_tables_are_on_demand_with_backups_and_encryption(resources, name):
     props = resources[name]["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    assert props["SSESpecification"]["SSEEnabled"] is True
+    for _, sse in conditional(props["SSESpecification"]):
+        assert sse["SSEEnabled"] is True
+
+
+def test_a_created_source_table_uses_the_customer_managed_key_when_given(resources):
+    sse = resources["SourceTable"]["Properties"]["SSESpecification"]["Fn::If"]
+    assert sse[0] == "HasSourceTableKey"
+    assert sse[1] == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "SourceTableKmsKeyArn"}}
 
 
 def test_state_table_is_keyed_by_pk_and_expires_items(resources):
@@ -266,7 +367,7 @@ def test_athena_workgroup_is_enforced_cost_capped_and_encrypted(resources):
 def alarm_on(resources: dict, namespace: str, metric: str, target: str) -> dict:
     for res in resources.values():
         p = res.get("Properties", {})
-        if res["Type"] == "AWS::CloudWatch::Alarm" and p["Namespace"] == namespace and p["MetricName"] == metric:
+        if res["Type"] == "AWS::CloudWatch::Alarm" and p.get("Namespace") == namespace and p.get("MetricName") == metric:
             if target in refs(p["Dimensions"]):
                 return p
     raise AssertionError(f"no alarm on {namespace} {metric} of {target}")
@@ -292,6 +393,41 @@ def test_alarms_notify_the_optional_topic(template, resources):
             assert res["Properties"]["AlarmActions"] == {
                 "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
             }
+
+
+def test_the_deploy_output_says_when_alarms_notify_nobody(template):
+    out = template["Outputs"]["AlarmNotifications"]["Value"]["Fn::If"]
+    assert out[0] == "HasAlarmEmail"
+    assert "${AlarmEmail}" in out[1]["Fn::Sub"]
+    assert out[2].startswith("NOBODY") and "AlarmEmail" in out[2]
+    deploy = (ROOT / "docs" / "DEPLOY.md").read_text()
+    assert "notify nobody" in deploy and "AlarmNotifications" in deploy
+
+
+def test_quiet_failures_have_alarms(template, resources):
+    alarm_on(resources, "SentimentEtl", "RunsCompleted", "AWS::StackName")
+    alarm_on(resources, "SentimentEtl", "RecordsRejected", "AWS::StackName")
+    alarm_on(resources, "SentimentEtl", "ComprehendUnits", "AWS::StackName")
+    budget = alarm_on(resources, "SentimentEtl", "ComprehendUnits", "AWS::StackName")
+    assert budget["Threshold"] == {"Ref": "ComprehendDailyUnitBudget"} and budget["Period"] == 86400
+    no_run = alarm_on(resources, "SentimentEtl", "RunsCompleted", "AWS::StackName")
+    # No data in a day means no run at all: that must alarm too.
+    assert no_run["TreatMissingData"] == "breaching" and no_run["ComparisonOperator"] == "LessThanThreshold"
+    math = {
+        name: {m["Id"]: m for m in res["Properties"]["Metrics"]}
+        for name, res in resources.items()
+        if res["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in res["Properties"]
+    }
+    rate = math["ConsumerMessageFailureRateAlarm"]
+    assert rate["failed"]["MetricStat"]["Metric"]["MetricName"] == "MessagesFailed"
+    assert rate["received"]["MetricStat"]["Metric"]["MetricName"] == "MessagesIn"
+    assert resources["ConsumerMessageFailureRateAlarm"]["Properties"]["Threshold"] == {"Ref": "MessageFailureAlarmPercent"}
+    partial = math["ProducerPartialRunAlarm"]
+    assert partial["partial"]["MetricStat"]["Metric"]["MetricName"] == "RunsPartial"
+    props = resources["ProducerPartialRunAlarm"]["Properties"]
+    # Unfinished in every hour of a day: older than the nightly schedule.
+    assert props["EvaluationPeriods"] * partial["partial"]["MetricStat"]["Period"] == 86400
+    assert props["DatapointsToAlarm"] == props["EvaluationPeriods"]
 
 
 # ------------------------------------------------------- parameters, outputs
@@ -352,28 +488,34 @@ def test_samconfig_builds_with_cargo_lambda_and_deploys_without_prompts():
     assert deploy["resolve_s3"] is True
     assert deploy["confirm_changeset"] is False
     assert deploy["fail_on_empty_changeset"] is False
-    assert isinstance(deploy["parameter_overrides"], str)  # a list would be split on spaces
+    # Pinned overrides would revert every parameter changed since on each `make deploy`.
+    assert "parameter_overrides" not in deploy
     assert conf["default"]["validate"]["parameters"]["lint"] is True
 
 
-def test_samconfig_parameter_overrides_are_valid_template_parameters(template):
-    from samcli.cli.types import CfnParameterOverridesType
+def test_samconfig_does_not_pin_parameters_a_user_changes():
+    conf = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for command, section in conf["default"].items():
+        assert "parameter_overrides" not in section.get("parameters", {}), command
 
-    raw = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["deploy"]["parameters"]["parameter_overrides"]
-    overrides = CfnParameterOverridesType().convert(raw, None, None)
-    params = template["Parameters"]
-    assert overrides
-    for key, value in overrides.items():
-        assert key in params, f"samconfig overrides unknown parameter {key}"
-        if "AllowedValues" in params[key]:
-            assert value in [str(v) for v in params[key]["AllowedValues"]], (key, value)
-        if "AllowedPattern" in params[key]:
-            assert re.fullmatch(params[key]["AllowedPattern"], value), (key, value)
+
+# Read by crates/aws code both binaries link, not by their config modules.
+SHARED_ENV = {"METRICS_STACK": ROOT / "crates" / "aws" / "src" / "emf.rs"}
+
+# Set by the template ahead of the code that reads them (work on other
+# branches) -> why. Stale entries (the code reads the variable now) fail.
+PENDING_ENV = {
+    "ProducerFunction": {"LOOKBACK_SECONDS": "the producer's lookback window (issue 11, the lead's branch)"},
+    "ConsumerFunction": {"DEAD_LETTER_QUEUE_URL": "refused records to the DLQ (issue 11 item 7, the consumer's branch)"},
+}
 
 
 def env_vars_read(crate: str) -> tuple[set[str], set[str]]:
     """(required, all) environment variables a binary's config code reads."""
     required, every = set(), set()
+    for var, path in SHARED_ENV.items():
+        assert f'"{var}"' in path.read_text(), f"{path} no longer reads {var}"
+        every.add(var)
     for f in (ROOT / crate / "src").rglob("*.rs"):
         text = f.read_text()
         text = text.split("#[cfg(test)]")[0]  # the config tests set variables of their own
@@ -390,4 +532,8 @@ def test_environment_sets_every_required_variable_and_only_known_ones(resources,
     assert required, f"no configuration variables found in {crate}: is env_vars_read still right?"
     env = resources[name]["Properties"]["Environment"]["Variables"].keys()
     assert required <= env, f"{name} lacks required variables {required - env}"
-    assert env <= every, f"{name} sets variables its code never reads: {env - every}"
+    pending = PENDING_ENV[name]
+    unread = env - every - pending.keys()
+    assert not unread, f"{name} sets variables its code never reads: {unread}"
+    stale = pending.keys() & every
+    assert not stale, f"{crate} reads {stale} now: remove them from PENDING_ENV"

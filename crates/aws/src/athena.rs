@@ -1,5 +1,6 @@
-//! Amazon Athena as a core [`QueryEngine`], plus the two views every
-//! deployment gets.
+//! Amazon Athena as a core [`QueryEngine`], plus DDL for the two views
+//! (`etl_core::views`) for an Athena database that did not get them from
+//! template.yaml, which creates them at deploy time.
 //!
 //! Athena is asynchronous: StartQueryExecution returns an id, the state is
 //! polled until it settles, and results are paged. Polling backs off, the
@@ -19,7 +20,8 @@ use aws_sdk_athena::types::{
 };
 use aws_sdk_athena::Client;
 use etl_core::backend::backoff;
-use etl_core::output::{COLUMNS, PARTITION_COLUMN};
+use etl_core::output::TABLE_NAME;
+use etl_core::views::views;
 use etl_core::{BackendError, QueryEngine};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
@@ -29,10 +31,7 @@ use crate::error::backend_error;
 /// Result pages read at most (1,000 rows each).
 pub const MAX_RESULT_PAGES: usize = 1_000;
 
-/// Name of the per-day aggregate view.
-pub const DAILY_VIEW: &str = "daily_sentiment";
-/// Name of the newest-row-per-id view.
-pub const LATEST_VIEW: &str = "sentiment_latest";
+pub use etl_core::views::{DAILY_VIEW, LATEST_VIEW};
 
 /// Athena in one workgroup and database. See the module docs.
 #[derive(Debug)]
@@ -238,12 +237,21 @@ impl AthenaQuery {
         ))
     }
 
-    /// Create or replace the `daily_sentiment` and `sentiment_latest` views
-    /// over `table`. Runs once per instance: later calls return at once.
+    /// Create or replace the `sentiment_latest` and `daily_sentiment` views
+    /// over `table`, which must be the `sentiment` table the shared
+    /// definitions read. Runs once per instance: later calls return at once.
+    /// A deployed stack does not call this: template.yaml creates the views.
     pub async fn ensure_views(&self, table: &str) -> Result<(), BackendError> {
+        if table != TABLE_NAME {
+            return Err(BackendError::permanent(
+                "create views",
+                format!("{}.{table}", self.database),
+                format!("the views are defined over the table `{TABLE_NAME}`, not `{table}`"),
+            ));
+        }
         self.views
             .get_or_try_init(|| async {
-                for sql in view_statements(&self.database, table) {
+                for sql in view_statements() {
                     self.run(&sql).await?;
                 }
                 info!(message = "Athena views are in place.", database = %self.database, table);
@@ -254,27 +262,12 @@ impl AthenaQuery {
     }
 }
 
-/// The DDL of both views. `daily_sentiment`: records and mean compound score
-/// per `dt` and label. `sentiment_latest`: one row per id, the newest by
-/// `updated_at` (then `processed_at`, so a re-scored record wins ties).
-pub fn view_statements(database: &str, table: &str) -> [String; 2] {
-    let source = format!("\"{database}\".\"{table}\"");
-    let cols: Vec<&str> = COLUMNS
-        .iter()
-        .map(|c| c.0)
-        .chain([PARTITION_COLUMN])
-        .collect();
-    let daily = format!(
-        "CREATE OR REPLACE VIEW {DAILY_VIEW} AS\n\
-         SELECT dt, sentiment, count(*) AS records, avg(score_compound) AS avg_compound\n\
-         FROM {source}\nGROUP BY dt, sentiment"
-    );
-    let latest = format!(
-        "CREATE OR REPLACE VIEW {LATEST_VIEW} AS\n\
-         SELECT {cols} FROM (\n  SELECT *, row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, processed_at DESC) AS rn\n  FROM {source}\n) ranked\nWHERE rn = 1",
-        cols = cols.join(", ")
-    );
-    [daily, latest]
+/// The DDL of both views, from the definitions shared with the local views
+/// and the template (`etl_core::views`): `sentiment_latest` (one row per id,
+/// its newest version) first, then `daily_sentiment`, which reads it. Both
+/// name `sentiment` unqualified, so they resolve in the query's database.
+pub fn view_statements() -> [String; 2] {
+    views(true).map(|(name, sql)| format!("CREATE OR REPLACE VIEW {name} AS\n{sql}"))
 }
 
 #[async_trait]
@@ -290,12 +283,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn views_reference_the_table_and_every_column() {
-        let [daily, latest] = view_statements("db", "sentiment");
-        assert!(daily.starts_with("CREATE OR REPLACE VIEW daily_sentiment AS"));
-        assert!(daily.contains("FROM \"db\".\"sentiment\""));
+    fn views_are_the_shared_definitions_latest_first() {
+        let [latest, daily] = view_statements();
+        assert!(latest.starts_with("CREATE OR REPLACE VIEW sentiment_latest AS\nSELECT id, text, "));
         assert!(latest.contains("PARTITION BY id ORDER BY updated_at DESC, processed_at DESC"));
-        assert!(latest.contains("SELECT id, text, created_at,"));
         assert!(latest.contains("processed_at, dt FROM"));
+        assert_eq!(
+            daily,
+            format!(
+                "CREATE OR REPLACE VIEW daily_sentiment AS\n{}",
+                etl_core::views::DAILY_SENTIMENT_SQL
+            )
+        );
     }
 }

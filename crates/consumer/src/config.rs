@@ -18,9 +18,11 @@ pub struct Config {
     pub glue_database: String,
     /// `GLUE_TABLE`: the catalog table (created when missing).
     pub glue_table: String,
-    /// `ATHENA_WORKGROUP` (optional; empty disables): where the
-    /// `daily_sentiment` and `sentiment_latest` views are (re)created, once
-    /// per container.
+    /// `ATHENA_WORKGROUP` (optional; unset disables): where the
+    /// `sentiment_latest` and `daily_sentiment` views are (re)created, once
+    /// per container. template.yaml leaves it unset: the stack creates the
+    /// views at deploy time (Glue `VIRTUAL_VIEW` tables), so no cold start
+    /// waits for their DDL, races another container or undoes an edit.
     pub athena_workgroup: Option<String>,
     /// `ATHENA_OUTPUT_LOCATION` (optional): query results location, for
     /// workgroups that do not set one.

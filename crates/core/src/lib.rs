@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod record;
 pub mod sentiment;
 pub mod vader;
+pub mod views;
 
 pub use backend::{
     Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem,

@@ -1,8 +1,9 @@
 //! SQL over the local lake with DataFusion, in Athena's place.
 //!
 //! The table directory is registered as `sentiment` with the `dt` partition
-//! column taken from the Hive paths, plus the two views the AWS side creates
-//! in Athena: `daily_sentiment` and `sentiment_latest`.
+//! column taken from the Hive paths, plus the two views Athena has:
+//! `sentiment_latest` and `daily_sentiment`, from the same SQL text
+//! (`etl_core::views`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,28 +17,10 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::SessionContext;
 use etl_core::output::{output_schema, PARTITION_COLUMN, TABLE_NAME};
+use etl_core::views::views;
 use etl_core::{BackendError, QueryEngine};
 
 use crate::catalog::LocalCatalog;
-
-/// The `daily_sentiment` view: per day and label, how many and how positive.
-pub const DAILY_SENTIMENT_VIEW: &str = "CREATE VIEW daily_sentiment AS \
-    SELECT dt, sentiment, COUNT(*) AS records, AVG(score_compound) AS avg_compound \
-    FROM sentiment GROUP BY dt, sentiment";
-
-/// The `sentiment_latest` view: one row per id, its newest version.
-pub fn sentiment_latest_view(include_text: bool) -> String {
-    let text = if include_text { "text, " } else { "" };
-    let cols = format!(
-        "id, {text}created_at, updated_at, language, sentiment, score_positive, score_negative, \
-         score_neutral, score_mixed, score_compound, engine, processed_at, dt"
-    );
-    format!(
-        "CREATE VIEW sentiment_latest AS SELECT {cols} FROM (\
-           SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY id ORDER BY updated_at DESC, processed_at DESC) AS rn \
-           FROM sentiment) ranked WHERE rn = 1"
-    )
-}
 
 /// DataFusion over a lake directory.
 pub struct DataFusionQuery {
@@ -73,11 +56,8 @@ impl DataFusionQuery {
         let ctx = SessionContext::new();
         ctx.register_table(TABLE_NAME, Arc::new(table))
             .map_err(|e| BackendError::permanent("register table", &target, e))?;
-        for ddl in [
-            DAILY_SENTIMENT_VIEW.to_string(),
-            sentiment_latest_view(entry.include_text),
-        ] {
-            ctx.sql(&ddl)
+        for (name, sql) in views(entry.include_text) {
+            ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
                 .await
                 .map_err(|e| BackendError::permanent("create view", &target, e))?;
         }

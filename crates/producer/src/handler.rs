@@ -183,7 +183,11 @@ impl Summary {
             .count("MessagesSent", self.stats.messages)
             .count("SendCalls", self.stats.send_calls)
             .count("RecordsClockSkewed", self.clock_skewed)
-            .count("RunsCompleted", u64::from(self.status == Status::Complete))
+            // The failure path reports `Complete` with an empty mode: not a completed run.
+            .count(
+                "RunsCompleted",
+                u64::from(self.status == Status::Complete && !self.mode.is_empty()),
+            )
             .count("RunsPartial", u64::from(self.status == Status::Partial))
             .count("ColdStart", cold)
     }

@@ -82,7 +82,7 @@ async fn views_are_created_once_per_instance() {
             .await
             .unwrap();
         let sql = e.query_execution.and_then(|x| x.query).unwrap_or_default();
-        if sql.contains("\"lakedb\".\"sentiment\"") {
+        if sql.starts_with("CREATE OR REPLACE VIEW") {
             views.push(sql);
         }
     }
@@ -93,6 +93,8 @@ async fn views_are_created_once_per_instance() {
     assert!(views
         .iter()
         .any(|v| v.starts_with("CREATE OR REPLACE VIEW sentiment_latest")));
+    let err = q.ensure_views("other").await.unwrap_err();
+    assert_eq!(err.retry, etl_core::Retry::Permanent);
 }
 
 #[tokio::test]
