@@ -70,6 +70,9 @@ CONSUMER = FunctionSpec(
     code_policy="consumer",
     unreached={
         ("crates/aws/src/s3.rs", "get"): "S3Sink::get reads objects back in tests; the consumer only writes",
+        ("crates/aws/src/sqs.rs", "receive"): "the consumer re-enqueues with SqsQueue::send; the event source mapping receives",
+        ("crates/aws/src/sqs.rs", "ack"): "Lambda deletes what the consumer does not report as failed",
+        ("crates/aws/src/sqs.rs", "release"): "WorkQueue::release; used by the local runner only",
         ("crates/aws/src/athena.rs", "results"): "QueryEngine::query; the consumer runs only the view DDL, whose results it never reads",
         ("crates/aws/src/athena.rs", "run"): (
             "the view DDL runs only when ATHENA_WORKGROUP is set, and the template sets none: "
@@ -83,9 +86,6 @@ CONSUMER = FunctionSpec(
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
         *TRACING,
-    },
-    pending={
-        "sqs:SendMessage": "refused records to DEAD_LETTER_QUEUE_URL (issue 11 item 7, the consumer's branch)",
     },
 )
 
@@ -243,11 +243,13 @@ def test_kms_grant_is_conditional_on_the_key_parameter_and_only_through_dynamodb
     assert not [st for _, st in role_statements(resources["ConsumerRole"]) if "kms:Decrypt" in as_list(st["Action"])]
 
 
-def test_the_consumer_may_dead_letter_only_to_its_dead_letter_queue(resources):
+def test_the_consumer_may_send_only_to_its_dead_letter_queue_and_its_work_queue(resources):
+    """Refused records go to the DLQ; transient ones back on the work queue."""
     sends = [st for name, st in role_statements(resources["ConsumerRole"]) if "sqs:SendMessage" in as_list(st["Action"])]
-    assert len(sends) == 1 and refs(sends[0]["Resource"]) == {"WorkDeadLetterQueue"}
+    assert sorted(tuple(sorted(refs(st["Resource"]))) for st in sends) == [("WorkDeadLetterQueue",), ("WorkQueue",)]
     env = resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"]
     assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": "WorkDeadLetterQueue"}
+    assert env["QUEUE_URL"] == {"Ref": "WorkQueue"}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.function)

@@ -505,8 +505,8 @@ SHARED_ENV = {"METRICS_STACK": ROOT / "crates" / "aws" / "src" / "emf.rs"}
 # Set by the template ahead of the code that reads them (work on other
 # branches) -> why. Stale entries (the code reads the variable now) fail.
 PENDING_ENV = {
-    "ProducerFunction": {"LOOKBACK_SECONDS": "the producer's lookback window (issue 11, the lead's branch)"},
-    "ConsumerFunction": {"DEAD_LETTER_QUEUE_URL": "refused records to the DLQ (issue 11 item 7, the consumer's branch)"},
+    "ProducerFunction": {},
+    "ConsumerFunction": {},
 }
 
 

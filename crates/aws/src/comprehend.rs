@@ -74,17 +74,7 @@ impl std::str::FromStr for LanguageMode {
     }
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub use etl_core::record::truncate_utf8;
 
 /// Comprehend's billing units for one document: 100 characters each, at least 3.
 pub fn units_for(text: &str) -> u64 {

@@ -25,8 +25,8 @@ use etl_core::{
 };
 use tracing::warn;
 
-use crate::comprehend::truncate_utf8;
 use crate::error::backend_error;
+use etl_core::record::truncate_utf8;
 
 /// SendMessageBatch's entry limit.
 pub const MAX_BATCH_ENTRIES: usize = 10;
