@@ -108,3 +108,13 @@ local-invoke-producer:
 
 local-invoke-consumer:
 	$(call cargo_lambda_invoke,consumer,events/sqs-batch.json)
+
+# Several nights of live data through the real producer and consumer binaries
+# under `cargo lambda watch`, against a moto server (tools/lambda_nights.py):
+# bulk load, updates, late writes, SQS-refused characters, odd ids; after every
+# night the S3 lake holds every version exactly once.
+LAMBDA_NIGHTS_BULK ?= 20000
+.PHONY: lambda-nights
+lambda-nights: venv
+	PATH="$(BUILD_PATH)" $(abspath $(VENV))/bin/python tools/lambda_nights.py \
+	  --moto $(abspath $(VENV))/bin/moto_server --bulk $(LAMBDA_NIGHTS_BULK)
