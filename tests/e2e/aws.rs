@@ -9,15 +9,14 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};
-use consumer::{BatchHandler, Deps};
 use etl_aws::testing::{
     create_bucket, create_queue, create_table, moto, put_items, sqs_event_json, unique,
 };
-use etl_aws::{GlueCatalog, S3Sink, SqsQueue, StateStore};
-use etl_core::{ConsumeOptions, Delivery, FieldMap, VaderAnalyzer, WorkQueue};
+use etl_aws::{SqsQueue, StateStore};
+use etl_core::{Delivery, FieldMap, WorkQueue};
 use producer::{Producer, Request, Status};
 
-use crate::support::{s3_lake, TEXTS};
+use crate::support::{s3_lake, vader_consumer, TEXTS};
 
 const N: usize = 300;
 
@@ -118,21 +117,7 @@ async fn dynamodb_items_reach_s3_exactly_once_through_both_handlers() {
     );
 
     // Consumer: SQS batches as the event source mapping would deliver them.
-    let sink = S3Sink::new(clients.s3.clone(), &bucket, "lake");
-    let catalog = GlueCatalog::new(
-        clients.glue.clone(),
-        &database,
-        "sentiment",
-        sink.table_location(),
-    );
-    let deps = Deps {
-        analyzer: Arc::new(VaderAnalyzer::new()),
-        sink: Arc::new(sink),
-        catalog: Arc::new(catalog),
-        views: None,
-        comprehend: None,
-    };
-    let consumer = BatchHandler::from_deps(deps, "sentiment", ConsumeOptions::default(), 4);
+    let consumer = vader_consumer(&clients, &bucket, &database);
     let mut first_batch = None;
     let mut empty = 0;
     let mut delivered = 0;

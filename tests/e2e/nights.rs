@@ -14,16 +14,16 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use consumer::{BatchHandler, Deps};
+use consumer::BatchHandler;
 use etl_aws::testing::{
     create_bucket, create_queue, create_table, moto, put_items, sqs_event_json, unique,
 };
-use etl_aws::{Clients, GlueCatalog, S3Sink, SqsQueue, StateStore};
-use etl_core::{ConsumeOptions, FieldMap, SourceRecord, VaderAnalyzer, WorkQueue};
+use etl_aws::{Clients, SqsQueue, StateStore};
+use etl_core::{FieldMap, SourceRecord, WorkQueue};
 use producer::{Producer, Request, Status, Summary};
 
 use crate::support::accounting::{versions, Accounting, Version};
-use crate::support::{s3_lake, TEXTS};
+use crate::support::{s3_lake, vader_consumer, TEXTS};
 
 struct Nights {
     clients: Clients,
@@ -92,21 +92,7 @@ impl Nights {
             StateStore::new(clients.dynamodb.clone(), &state_table, &source),
             Arc::new(queue.clone()),
         );
-        let sink = S3Sink::new(clients.s3.clone(), &bucket, "lake");
-        let catalog = GlueCatalog::new(
-            clients.glue.clone(),
-            &database,
-            "sentiment",
-            sink.table_location(),
-        );
-        let deps = Deps {
-            analyzer: Arc::new(VaderAnalyzer::new()),
-            sink: Arc::new(sink),
-            catalog: Arc::new(catalog),
-            views: None,
-            comprehend: None,
-        };
-        let consumer = BatchHandler::from_deps(deps, "sentiment", ConsumeOptions::default(), 4);
+        let consumer = vader_consumer(&clients, &bucket, &database);
         Self {
             clients,
             source,

@@ -48,8 +48,8 @@ pub struct ScanConfig {
     /// Attribute names and pass-through attributes.
     pub fields: FieldMap,
     /// Incremental mode: add a server-side filter dropping items certainly
-    /// older than this. The caller must still test every record with
-    /// `Watermark::is_new` (core's `produce` does).
+    /// older than this (the run's floor). The caller must still test every
+    /// record (core's `incremental::LedgerFilter` does).
     pub since: Option<DateTime<Utc>>,
     /// Resume from a checkpoint instead of the start of every segment.
     pub resume: Option<ScanCheckpoint>,

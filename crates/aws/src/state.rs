@@ -161,16 +161,7 @@ impl StateStore {
         kind: &str,
     ) -> Result<Option<Versioned<T>>, BackendError> {
         let target = self.target(kind);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(self.pk(kind)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend_error("GetItem", &target, &e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get_item(kind).await? else {
             return Ok(None);
         };
         let json = match item.get("value") {
@@ -260,15 +251,24 @@ impl StateStore {
         &self,
         kind: &str,
     ) -> Result<Option<HashMap<String, AttributeValue>>, BackendError> {
+        self.get_pk(self.pk(kind)).await
+    }
+
+    /// A consistent read of one item of the state table.
+    async fn get_pk(
+        &self,
+        pk: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, BackendError> {
+        let target = format!("table {} item {pk}", self.table);
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(self.pk(kind)))
+            .key("pk", AttributeValue::S(pk))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| backend_error("GetItem", self.target(kind), &e))?;
+            .map_err(|e| backend_error("GetItem", target, &e))?;
         Ok(out.item)
     }
 
@@ -324,16 +324,8 @@ impl StateStore {
         for n in 0..reference.chunks {
             let key = self.ledger_pk(&reference.generation, n);
             let target = format!("table {} item {key}", self.table);
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(key))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| backend_error("GetItem", &target, &e))?;
-            match out.item.as_ref().and_then(|i| i.get("data")) {
+            let item = self.get_pk(key).await?;
+            match item.as_ref().and_then(|i| i.get("data")) {
                 Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
                 _ => {
                     return Err(BackendError::permanent(
@@ -416,16 +408,7 @@ impl StateStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(self.pk(LOCK)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| backend_error("GetItem", &target, &e))?;
-                let item = out.item.unwrap_or_default();
+                let item = self.get_item(LOCK).await?.unwrap_or_default();
                 let owner = match item.get("owner") {
                     Some(AttributeValue::S(s)) => s.clone(),
                     _ => "<unknown>".to_owned(),

@@ -181,6 +181,28 @@ impl Ledger {
     }
 }
 
+/// Enough of a record to tell `observe`'s argument is `is_new`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RecordMark {
+    addr: usize,
+    updated_us: i64,
+    created_us: i64,
+    id_len: usize,
+    text_len: usize,
+}
+
+impl RecordMark {
+    fn of(r: &SourceRecord) -> Self {
+        Self {
+            addr: r as *const SourceRecord as usize,
+            updated_us: r.updated_at.timestamp_micros(),
+            created_us: r.created_at.timestamp_micros(),
+            id_len: r.id.len(),
+            text_len: r.text.len(),
+        }
+    }
+}
+
 /// How one run decides: the [`ChangeFilter`] both paths hand to `produce_with`.
 #[derive(Debug)]
 pub struct LedgerFilter {
@@ -189,6 +211,10 @@ pub struct LedgerFilter {
     rescore: bool,
     keep_from: Option<DateTime<Utc>>,
     clock: fn() -> DateTime<Utc>,
+    /// The fingerprint `is_new` computed for the record it found new, which
+    /// producers observe next: each text is hashed once. `observe` uses it only
+    /// for the same record (address, times and lengths), else hashes again.
+    last: Option<(RecordMark, Fingerprint)>,
     before_floor: u64,
     already_sent: u64,
     clock_skewed: u64,
@@ -223,6 +249,7 @@ impl LedgerFilter {
             rescore,
             keep_from,
             clock: Utc::now,
+            last: None,
             before_floor: 0,
             already_sent: 0,
             clock_skewed: 0,
@@ -261,10 +288,12 @@ impl ChangeFilter for LedgerFilter {
             self.before_floor += 1;
             return false;
         }
-        if !self.rescore && self.ledger.contains(&fingerprint(r)) {
+        let fp = fingerprint(r);
+        if !self.rescore && self.ledger.contains(&fp) {
             self.already_sent += 1;
             return false;
         }
+        self.last = Some((RecordMark::of(r), fp));
         true
     }
 
@@ -272,8 +301,12 @@ impl ChangeFilter for LedgerFilter {
         if r.updated_at > (self.clock)() {
             self.clock_skewed += 1;
         }
+        let fp = match self.last.take() {
+            Some((mark, fp)) if mark == RecordMark::of(r) => fp,
+            _ => fingerprint(r),
+        };
         if self.keep_from.is_none_or(|k| r.updated_at >= k) {
-            self.ledger.insert(fingerprint(r), r.updated_at);
+            self.ledger.insert(fp, r.updated_at);
         }
     }
 }

@@ -29,8 +29,8 @@ pub use incremental::{fingerprint, Fingerprint, Ledger, LedgerFilter};
 pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
 pub use output::{Codec, ScoredRecord};
 pub use pipeline::{
-    produce, produce_with, ChangeFilter, ConsumeError, ConsumeOptions, Consumer, MessageOutcome,
-    ProduceStats, Routes, ScoreMemo, Watermark, WatermarkFilter,
+    produce_with, ChangeFilter, ConsumeError, ConsumeOptions, Consumer, MessageOutcome,
+    ProduceStats, Routes, ScoreMemo,
 };
 pub use record::{FieldMap, SourceRecord};
 pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};

@@ -4,10 +4,8 @@
 //! * [`Consumer::consume`]: one message body → scores → Parquet per partition →
 //!   sink → catalog. A failure is confined to its message.
 
-use std::collections::BTreeSet;
-
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{NaiveDate, Utc};
+use serde::Serialize;
 use thiserror::Error;
 use tracing::{debug, warn};
 
@@ -19,43 +17,6 @@ use crate::output::{encode_parquet, group_by_partition, object_key, to_record_ba
 use crate::record::SourceRecord;
 use crate::sentiment::{Document, SentimentAnalyzer, SentimentScore};
 
-/// The incremental high-water mark: everything updated at or before `at` has
-/// been sent, where records updated exactly at `at` count only if their id is
-/// in `ids_at` (so a record sharing the newest timestamp is not lost).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watermark {
-    /// Newest `updated_at` sent, if any run has sent anything.
-    pub at: Option<DateTime<Utc>>,
-    /// Ids sent with `updated_at == at`.
-    #[serde(default)]
-    pub ids_at: BTreeSet<String>,
-}
-
-impl Watermark {
-    /// Whether a record is newer than the watermark.
-    pub fn is_new(&self, r: &SourceRecord) -> bool {
-        match self.at {
-            None => true,
-            Some(at) => r.updated_at > at || (r.updated_at == at && !self.ids_at.contains(&r.id)),
-        }
-    }
-
-    /// Advance past a record that was sent.
-    pub fn observe(&mut self, r: &SourceRecord) {
-        match self.at {
-            Some(at) if r.updated_at < at => {}
-            Some(at) if r.updated_at == at => {
-                self.ids_at.insert(r.id.clone());
-            }
-            _ => {
-                self.at = Some(r.updated_at);
-                self.ids_at.clear();
-                self.ids_at.insert(r.id.clone());
-            }
-        }
-    }
-}
-
 /// Decides which records a producer sends: those it has not sent before.
 pub trait ChangeFilter: Send {
     /// Whether the record is new or changed since the last successful run
@@ -64,34 +25,6 @@ pub trait ChangeFilter: Send {
     fn is_new(&mut self, r: &SourceRecord) -> bool;
     /// Remember that the record was sent.
     fn observe(&mut self, r: &SourceRecord);
-}
-
-/// A watermark-only filter: `since` decides, `next` accumulates the new mark.
-#[derive(Debug, Clone, Default)]
-pub struct WatermarkFilter {
-    /// The mark of the last successful run.
-    pub since: Watermark,
-    /// The mark this run reaches.
-    pub next: Watermark,
-}
-
-impl WatermarkFilter {
-    /// Start from the last successful run's mark.
-    pub fn new(since: Watermark) -> Self {
-        Self {
-            next: since.clone(),
-            since,
-        }
-    }
-}
-
-impl ChangeFilter for WatermarkFilter {
-    fn is_new(&mut self, r: &SourceRecord) -> bool {
-        self.since.is_new(r)
-    }
-    fn observe(&mut self, r: &SourceRecord) {
-        self.next.observe(r);
-    }
 }
 
 /// Counts from a produce run.
@@ -111,24 +44,10 @@ pub struct ProduceStats {
     pub send_calls: u64,
 }
 
-/// Read the whole source, send what is new, and return the stats and the
-/// advanced watermark. `on_reject` sees every rejected item (to log and keep
-/// it); the run continues past them. `send_batch` is the number of messages
-/// per send call (10 for SQS).
-pub async fn produce(
-    source: &mut dyn RecordSource,
-    queue: &dyn WorkQueue,
-    packer: &mut Packer,
-    since: &Watermark,
-    send_batch: usize,
-    on_reject: impl FnMut(&Rejection) + Send,
-) -> Result<(ProduceStats, Watermark), ProduceError> {
-    let mut filter = WatermarkFilter::new(since.clone());
-    let stats = produce_with(source, queue, packer, &mut filter, send_batch, on_reject).await?;
-    Ok((stats, filter.next))
-}
-
-/// [`produce`] with any [`ChangeFilter`] deciding what is new.
+/// Read the whole source and send what `filter` says is new (core's
+/// `incremental::LedgerFilter` on AWS, the lake's state locally). `on_reject`
+/// sees every rejected item (to log and keep it); the run continues past
+/// them. `send_batch` is the number of messages per send call (10 for SQS).
 pub async fn produce_with(
     source: &mut dyn RecordSource,
     queue: &dyn WorkQueue,
@@ -657,39 +576,5 @@ impl ScoreMemo {
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn rec(id: &str, secs: i64) -> SourceRecord {
-        let t = Utc.timestamp_opt(secs, 0).unwrap();
-        SourceRecord {
-            id: id.into(),
-            text: "x".into(),
-            created_at: t,
-            updated_at: t,
-            attributes: Default::default(),
-        }
-    }
-
-    #[test]
-    fn watermark_skips_seen_and_keeps_ties_with_new_ids() {
-        let mut w = Watermark::default();
-        assert!(w.is_new(&rec("a", 10)));
-        w.observe(&rec("a", 10));
-        w.observe(&rec("b", 5));
-        w.observe(&rec("c", 10));
-        assert_eq!(w.at.unwrap().timestamp(), 10);
-        assert!(!w.is_new(&rec("a", 10)));
-        assert!(!w.is_new(&rec("c", 10)));
-        assert!(!w.is_new(&rec("b", 5)));
-        assert!(w.is_new(&rec("d", 10)), "same timestamp, unseen id");
-        assert!(w.is_new(&rec("a", 11)), "updated later");
-        w.observe(&rec("a", 11));
-        assert_eq!(w.ids_at.len(), 1);
     }
 }

@@ -1,12 +1,12 @@
 //! The server-side half of incremental scans: a FilterExpression that drops
-//! only items that are *certainly* older than the watermark.
+//! only items that are *certainly* older than the run's floor.
 //!
 //! Source timestamps are RFC 3339 strings (S) or epoch seconds/milliseconds
 //! (N), and DynamoDB compares values of different types as false, so a naive
 //! `updated_at > :since` would silently drop every item stored in the other
 //! type. The filter therefore states "certainly old" per type and keeps
-//! everything else; the exact test is core's `Watermark::is_new`, re-applied
-//! client-side to every item that comes back. A Scan still reads (and bills)
+//! everything else; the exact test is core's `incremental::LedgerFilter`,
+//! re-applied client-side to every item that comes back. A Scan still reads (and bills)
 //! the whole table: the filter only saves transfer and parsing.
 //!
 //! * N below the epoch-seconds threshold (1e11, as core reads it): old when

@@ -3,7 +3,15 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use etl_aws::testing::{create_table, moto, unique};
 use etl_aws::{LockOutcome, StateStore};
-use etl_core::{Retry, Watermark};
+use etl_core::Retry;
+use serde::{Deserialize, Serialize};
+
+/// Any state a caller keeps in the watermark item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Watermark {
+    at: Option<chrono::DateTime<Utc>>,
+    ids_at: std::collections::BTreeSet<String>,
+}
 
 async fn store() -> StateStore {
     let c = moto().clients().await.dynamodb;
