@@ -28,7 +28,7 @@ ETL      := $(CARGO_TARGET_DIR)/cli/etl
 # Tests find the emulator through this variable.
 export MOTO_SERVER ?= $(abspath $(VENV))/bin/moto_server
 
-.PHONY: help run etl sample test test-rust lint fmt venv clean-lake
+.PHONY: help run etl etl-cloud sample test test-rust lint fmt venv clean-lake
 
 help:
 	@echo "make run | test | lint | bench | build | validate | deploy | local-invoke-producer | local-invoke-consumer"
@@ -48,6 +48,10 @@ venv: $(VENV)/.stamp
 etl:
 	$(CARGO) build --profile cli -p etl-cli
 
+# The same command with the cloud commands (`--stack`): the AWS SDK clients on top.
+etl-cloud:
+	$(CARGO) build --profile cli -p etl-cli --features cloud
+
 $(SAMPLE): | etl
 	@mkdir -p $(dir $(SAMPLE))
 	$(ETL) gen --count $(SAMPLE_COUNT) --days 30 --seed 42 --output $(SAMPLE)
@@ -55,7 +59,7 @@ $(SAMPLE): | etl
 sample: $(SAMPLE)
 
 run: etl $(SAMPLE)
-	$(ETL) run --input $(SAMPLE) --lake $(LAKE) --workers $(WORKERS)
+	$(ETL) run --input $(SAMPLE) --lake $(LAKE) --workers $(WORKERS) --report $(LAKE)/report.html
 
 clean-lake:
 	rm -rf $(LAKE)
@@ -66,11 +70,12 @@ test: venv test-rust
 	@if grep -q '^test-iac:' make/sam.mk 2>/dev/null; then $(MAKE) --no-print-directory test-iac; fi
 
 test-rust: venv
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --features etl-cli/cloud --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features etl-cli/cloud -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -47,7 +47,7 @@ use producer::{Producer, Request, Status};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::support::accounting::{report, versions, Accounting, Version};
+use crate::support::accounting::{report, versions, Accounting, FromLake, Version};
 use crate::support::{s3_lake, TEXTS};
 
 mod lost_answers;

@@ -28,6 +28,26 @@ use tracing::{info, warn};
 
 use crate::error::backend_error;
 
+/// What one query scanned, as Athena reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueryStats {
+    /// The query execution id.
+    pub query_execution_id: String,
+    /// Bytes scanned (what Athena bills: per TB, at least 10 MB a query).
+    pub data_scanned_bytes: u64,
+    /// Engine time in milliseconds.
+    pub engine_execution_ms: u64,
+}
+
+impl QueryStats {
+    /// The query's price at `usd_per_tb` (Athena's list price is 5 USD per
+    /// TB scanned), with Athena's 10 MB minimum per query.
+    pub fn cost_usd(&self, usd_per_tb: f64) -> f64 {
+        let billed = self.data_scanned_bytes.max(10 * 1_000_000);
+        billed as f64 / 1e12 * usd_per_tb
+    }
+}
+
 /// Result pages read at most (1,000 rows each).
 pub const MAX_RESULT_PAGES: usize = 1_000;
 
@@ -81,6 +101,40 @@ impl AthenaQuery {
             Some(id) => format!("Athena workgroup {} query {id}", self.workgroup),
             None => format!("Athena workgroup {}", self.workgroup),
         }
+    }
+
+    /// Run a statement and page its results, with what Athena says it cost.
+    pub async fn query_with_stats(
+        &self,
+        sql: &str,
+    ) -> Result<(RecordBatch, QueryStats), BackendError> {
+        let (id, dml) = self.run(sql).await?;
+        let batch = self.results(&id, dml).await?;
+        let stats = self
+            .client
+            .get_query_execution()
+            .query_execution_id(&id)
+            .send()
+            .await
+            .map_err(|e| backend_error("GetQueryExecution", self.target(Some(&id)), &e))?
+            .query_execution
+            .and_then(|q| q.statistics);
+        Ok((
+            batch,
+            QueryStats {
+                data_scanned_bytes: stats
+                    .as_ref()
+                    .and_then(|s| s.data_scanned_in_bytes)
+                    .unwrap_or(0)
+                    .max(0) as u64,
+                engine_execution_ms: stats
+                    .as_ref()
+                    .and_then(|s| s.engine_execution_time_in_millis)
+                    .unwrap_or(0)
+                    .max(0) as u64,
+                query_execution_id: id,
+            },
+        ))
     }
 
     /// Start a statement and wait for it; returns the execution id and

@@ -19,6 +19,7 @@ pub mod emf;
 mod error;
 pub mod glue;
 pub mod lambda;
+pub mod producer_state;
 pub mod rate;
 pub mod s3;
 pub mod sqs;

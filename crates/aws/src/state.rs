@@ -423,6 +423,24 @@ impl StateStore {
         }
     }
 
+    /// Who holds the run lock now (`None`: nobody, or only an expired
+    /// holder), for operators. Reads; never takes it.
+    pub async fn lock_holder(&self) -> Result<Option<LockOutcome>, BackendError> {
+        let Some(item) = self.get_item(LOCK).await? else {
+            return Ok(None);
+        };
+        let owner = match item.get("owner") {
+            Some(AttributeValue::S(s)) => s.clone(),
+            _ => "<unknown>".to_owned(),
+        };
+        let expires_at = match item.get("expires_at") {
+            Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+            _ => 0,
+        };
+        Ok((expires_at >= Utc::now().timestamp())
+            .then_some(LockOutcome::Held { owner, expires_at }))
+    }
+
     /// Release the lock if `owner` holds it. Returns whether it was released
     /// (false: it had expired and someone else took it, or it was gone).
     pub async fn release_lock(&self, owner: &str) -> Result<bool, BackendError> {

@@ -1,11 +1,24 @@
-//! `etl`: run the sentiment pipeline locally, query the lake, generate data.
+//! `etl`: run the sentiment pipeline locally, and operate it, on a local
+//! lake or a deployed stack: status, redrive, reconcile, backfill, query,
+//! report.
 //!
 //! Exit codes: 0 success (rejected input lines are reported, not fatal);
 //! 1 the command failed (unreadable input, unwritable lake, damaged lake
-//! state, the lake locked by another run, bad SQL);
-//! 2 usage error; 3 the run completed but some messages were dead-lettered.
+//! state, the lake locked by another run, bad SQL, an AWS call that failed);
+//! 2 usage error; 3 the work completed but some of it was dead-lettered
+//! (`run`, `redrive`: see its summary); 4 `reconcile` found versions missing
+//! from the lake or in it more than once.
 
+/// The commands on a deployed stack (the `cloud` feature), or, in the
+/// default build, stand-ins that say which build has them.
+#[cfg(feature = "cloud")]
+mod cloud;
+#[cfg(not(feature = "cloud"))]
+#[path = "cloud_off.rs"]
+mod cloud;
 mod gen;
+mod ops;
+mod report;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -21,11 +34,26 @@ use etl_local::format::{render, OutputFormat};
 use etl_local::{DataFusionQuery, InputFormat, RunConfig, RunCounters};
 use indicatif::{ProgressBar, ProgressStyle};
 
+const EXAMPLES: &str = "Examples:
+  etl run --input posts.jsonl --lake lake          score new and changed posts into ./lake
+  etl status --lake lake                           last runs, dead letters, rejects, partitions
+  etl redrive --lake lake                          send dead-lettered work through again
+  etl reconcile --lake lake --input posts.jsonl    every version in the lake exactly once?
+  etl backfill --lake lake --input posts.jsonl --since 2026-11-01T00:00:00Z
+  etl report --lake lake                           HTML report with a chart (lake/report.html)
+  etl query --lake lake \"SELECT * FROM daily_sentiment ORDER BY dt\"
+  etl status --stack sentiment-etl                 the same for a deployed stack (cloud build)
+  etl query --stack sentiment-etl --athena \"SELECT count(*) FROM sentiment\"
+
+Exit codes: 0 success; 1 failure (the error names its cause); 2 usage error;
+3 completed but some work was dead-lettered; 4 reconcile found missing or duplicated versions.";
+
 #[derive(Parser)]
 #[command(
     name = "etl",
     version,
-    about = "Serverless sentiment ETL, run locally: score texts with VADER into a Parquet lake and query it with SQL."
+    about = "Serverless sentiment ETL: run it locally (VADER into a Parquet lake, SQL with DataFusion) and operate it, locally or on a deployed stack.",
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +68,182 @@ enum Command {
     Query(QueryArgs),
     /// Write deterministic synthetic posts as JSON lines.
     Gen(GenArgs),
+    /// What happened and what is waiting: state, lock, last runs, queue and
+    /// dead letters, partitions, rejects.
+    Status(StatusArgs),
+    /// Send dead-lettered work back through the pipeline and report what
+    /// came back and what failed again.
+    Redrive(RedriveArgs),
+    /// Compare the source with the lake: versions missing or duplicated
+    /// (exit 4 when there are any).
+    Reconcile(ReconcileArgs),
+    /// Re-send everything (`--full`) or everything updated since a time.
+    Backfill(BackfillArgs),
+    /// Write an HTML report with a chart of daily sentiment.
+    Report(ReportArgs),
+}
+
+/// Where a command works: a local lake, or a deployed stack.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Target {
+    /// Local lake directory (written by `etl run`).
+    #[arg(long, env = "ETL_LAKE", conflicts_with = "stack")]
+    pub lake: Option<PathBuf>,
+    /// Deployed stack: its resources are found from the CloudFormation
+    /// stack's outputs (cloud build only; flags below override them).
+    #[arg(long, env = "ETL_STACK")]
+    pub stack: Option<String>,
+    #[command(flatten)]
+    pub resources: Resources,
+}
+
+/// AWS resources of a deployed pipeline, each overriding the stack's output.
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "AWS resources (override the stack's outputs)")]
+pub struct Resources {
+    /// Source DynamoDB table (output SourceTableName).
+    #[arg(long, env = "ETL_SOURCE_TABLE")]
+    pub source_table: Option<String>,
+    /// Producer state table (output StateTableName).
+    #[arg(long, env = "ETL_STATE_TABLE")]
+    pub state_table: Option<String>,
+    /// Work queue URL (output WorkQueueUrl).
+    #[arg(long, env = "ETL_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// Dead-letter queue URL (output WorkDeadLetterQueueUrl).
+    #[arg(long, env = "ETL_DLQ_URL")]
+    pub dlq_url: Option<String>,
+    /// Lake location, s3://bucket/prefix/sentiment/ (output LakeLocation).
+    #[arg(long, env = "ETL_LAKE_LOCATION")]
+    pub lake_location: Option<String>,
+    /// Glue database (output GlueDatabaseName).
+    #[arg(long, env = "ETL_GLUE_DATABASE")]
+    pub database: Option<String>,
+    /// Athena workgroup (output AthenaWorkGroupName).
+    #[arg(long, env = "ETL_WORKGROUP")]
+    pub workgroup: Option<String>,
+    /// Producer function name or ARN (output ProducerFunctionArn).
+    #[arg(long, env = "ETL_PRODUCER_FUNCTION")]
+    pub producer_function: Option<String>,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  etl status --lake lake\n  etl status --stack sentiment-etl --json")]
+struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Runs to show.
+    #[arg(long, default_value_t = etl_local::status::RECENT_RUNS)]
+    runs: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  etl redrive --lake lake\n  etl redrive --stack sentiment-etl --rate 50 --wait 600")]
+struct RedriveArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Cloud: messages per second moved from the dead-letter queue.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Cloud: seconds to wait for the moved messages to be consumed and
+    /// report what failed again (0: return once they are moved).
+    #[arg(long, default_value_t = 300)]
+    wait: u64,
+    /// Cloud: how to move them: `auto` (StartMessageMoveTask, falling back
+    /// to receive, send and delete where the API is missing), `move-task`
+    /// or `receive`.
+    #[arg(long, default_value = "auto")]
+    method: String,
+    /// Local: receives before a message that fails again is dead-lettered again.
+    #[arg(long, default_value_t = 3)]
+    max_receive_count: u32,
+    /// Local: when a run holds the lake, wait for it.
+    #[arg(long)]
+    wait_lock: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  etl reconcile --lake lake --input posts.jsonl\n  etl reconcile --stack sentiment-etl --json")]
+struct ReconcileArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Local: the input file that is the source.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Local: input format (default from the extension).
+    #[arg(long)]
+    format: Option<InputFormat>,
+    #[command(flatten)]
+    fields: FieldArgs,
+    /// Missing and duplicated versions listed (the counts are always complete).
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+    /// Print JSON instead of text (every missing and duplicated version).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  etl backfill --lake lake --input posts.jsonl --full\n  etl backfill --stack sentiment-etl --since 2026-11-01T00:00:00Z")]
+struct BackfillArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Re-send every record updated at or after this time (RFC 3339).
+    #[arg(long, conflicts_with = "full", required_unless_present = "full")]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Re-send everything.
+    #[arg(long)]
+    full: bool,
+    /// Local: the input file.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  etl report --lake lake\n  etl report --stack sentiment-etl -o report.html")]
+struct ReportArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Output file (default: <lake>/report.html locally, report.html for a stack).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone)]
+struct FieldArgs {
+    /// Source attribute holding the id.
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Source attribute holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Source attribute holding the creation time.
+    #[arg(long, default_value = "created_at")]
+    created_at_field: String,
+    /// Source attribute holding the update time.
+    #[arg(long, default_value = "updated_at")]
+    updated_at_field: String,
+}
+
+impl FieldArgs {
+    fn field_map(&self) -> FieldMap {
+        FieldMap {
+            id: self.id_field.clone(),
+            text: self.text_field.clone(),
+            created_at: self.created_at_field.clone(),
+            updated_at: self.updated_at_field.clone(),
+            passthrough: Vec::new(),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -100,13 +304,20 @@ struct RunArgs {
     /// Do not print the daily_sentiment table after the run.
     #[arg(long)]
     no_table: bool,
+    /// After the run, write the HTML report to this file (and print its path
+    /// instead of the daily_sentiment table).
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  etl query --lake lake \"SELECT * FROM daily_sentiment ORDER BY dt\"\n  etl query --stack sentiment-etl --athena \"SELECT sentiment, count(*) FROM sentiment_latest GROUP BY 1\"")]
 struct QueryArgs {
-    /// Lake directory written by `etl run`.
+    #[command(flatten)]
+    target: Target,
+    /// Run the query in the stack's Athena workgroup (cloud build).
     #[arg(long)]
-    lake: PathBuf,
+    athena: bool,
     /// Output format: table, csv or json (one object per line).
     #[arg(long, default_value = "table")]
     format: OutputFormat,
@@ -145,6 +356,8 @@ fn main() -> ExitCode {
         .init();
     match dispatch(cli) {
         Ok(code) => code,
+        // `etl query … | head`: the reader has what it wanted.
+        Err(e) if ops::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -168,21 +381,115 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Query(a) => {
             let rt = runtime(default_workers())?;
+            if a.athena || a.target.lake.is_none() {
+                return cloud_only(&a.target, "query --athena", |t| rt.block_on(cloud::query(t, &a.sql, a.format)));
+            }
+            let lake = a.target.lake.clone().expect("checked above");
             rt.block_on(async {
-                let q = DataFusionQuery::open(&a.lake).await?;
+                let q = DataFusionQuery::open(&lake).await?;
                 let batches = q.query(&a.sql).await?;
-                print!(
-                    "{}",
-                    render(&batches, a.format).map_err(anyhow::Error::msg)?
-                );
+                let mut text = render(&batches, a.format).map_err(anyhow::Error::msg)?;
                 if a.format == OutputFormat::Table {
-                    println!();
+                    text.push('\n');
                 }
+                ops::emit(&text)?;
                 Ok(ExitCode::SUCCESS)
             })
         }
         Command::Run(a) => run(a),
+        Command::Status(a) => match a.target.lake.clone() {
+            Some(lake) => ops::status(&lake, a.runs, a.json),
+            None => cloud_only(&a.target, "status", |t| runtime(2)?.block_on(cloud::status(t, a.runs, a.json))),
+        },
+        Command::Redrive(a) => match a.target.lake.clone() {
+            Some(lake) => {
+                let mut cfg = etl_local::redrive::RedriveConfig::new(lake);
+                cfg.max_receive_count = a.max_receive_count.max(1);
+                cfg.wait_lock = a.wait_lock;
+                cfg.workers = default_workers();
+                runtime(cfg.workers)?.block_on(ops::redrive(cfg, a.json))
+            }
+            None => cloud_only(&a.target, "redrive", |t| runtime(2)?.block_on(cloud::redrive(
+                    t,
+                    cloud::RedriveOptions {
+                        rate: a.rate.max(1),
+                        wait: Duration::from_secs(a.wait),
+                        method: a.method.parse().map_err(anyhow::Error::msg)?,
+                    },
+                    a.json,
+                ))),
+        },
+        Command::Reconcile(a) => match a.target.lake.clone() {
+            Some(lake) => {
+                let input = a.input.clone().ok_or_else(|| {
+                    anyhow::anyhow!("--input FILE is required with --lake: the source to reconcile the lake with")
+                })?;
+                runtime(default_workers())?.block_on(ops::reconcile(
+                    &input,
+                    a.format,
+                    a.fields.field_map(),
+                    &lake,
+                    a.show,
+                    a.json,
+                ))
+            }
+            None => cloud_only(&a.target, "reconcile", |t| runtime(2)?.block_on(cloud::reconcile(t, a.fields.field_map(), a.show, a.json))),
+        },
+        Command::Backfill(a) => match a.target.lake.clone() {
+            Some(lake) => {
+                let input = a.input.clone().ok_or_else(|| {
+                    anyhow::anyhow!("--input FILE is required with --lake: the file to backfill from")
+                })?;
+                let mut cfg = RunConfig::new(&input, &lake);
+                cfg.full = a.full;
+                cfg.since = a.since;
+                cfg.workers = default_workers();
+                run_local(cfg, a.json, false, None)
+            }
+            None => cloud_only(&a.target, "backfill", |t| runtime(2)?.block_on(cloud::backfill(t, a.full, a.since, a.json))),
+        },
+        Command::Report(a) => match a.target.lake.clone() {
+            Some(lake) => {
+                let out = a.output.clone().unwrap_or_else(|| lake.join("report.html"));
+                runtime(default_workers())?.block_on(ops::report(&lake, &out))
+            }
+            None => cloud_only(&a.target, "report", |t| runtime(2)?.block_on(cloud::report(
+                    t,
+                    &a.output.clone().unwrap_or_else(|| PathBuf::from("report.html")),
+                ))),
+        },
     }
+}
+
+/// Run a command that needs a deployed stack: with the `cloud` feature, on
+/// the stack (or the resources named by flags); without it, a usage error
+/// saying which build has it. Without `--lake` or `--stack` either, say so.
+fn cloud_only(
+    target: &Target,
+    what: &str,
+    f: impl FnOnce(&Target) -> Result<ExitCode>,
+) -> Result<ExitCode> {
+    let named = target.stack.is_some()
+        || target.resources.queue_url.is_some()
+        || target.resources.source_table.is_some()
+        || target.resources.workgroup.is_some()
+        || target.resources.state_table.is_some()
+        || target.resources.lake_location.is_some()
+        || target.resources.producer_function.is_some()
+        || target.resources.dlq_url.is_some();
+    if !named {
+        eprintln!("error: `etl {what}` needs --lake DIR (a local lake) or --stack NAME (a deployed stack)");
+        return Ok(ExitCode::from(2));
+    }
+    if !cloud::AVAILABLE {
+        eprintln!(
+            "error: `etl {what}` on a deployed stack needs the cloud build of etl: \
+             `make etl-cloud` (cargo build --profile cli -p etl-cli --features cloud); \
+             this build works on local lakes only (--lake DIR)"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    f(target)
 }
 
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
@@ -220,6 +527,18 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         updated_at: a.updated_at_field,
         passthrough: Vec::new(),
     };
+    run_local(cfg, a.json, !a.no_table, a.report)
+}
+
+/// Run (or backfill) on a local lake with a progress bar, print the summary,
+/// then the report's path or the daily table.
+fn run_local(
+    cfg: RunConfig,
+    json: bool,
+    table: bool,
+    report: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let lake = cfg.lake.clone();
     let rt = runtime(cfg.workers)?;
     let counters = Arc::new(RunCounters::default());
     let bar = progress_bar();
@@ -262,20 +581,22 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     if rejected > 200 {
         eprintln!("… {} more rejected lines not shown", rejected - 200);
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    if json {
+        ops::emit(&format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
     } else {
         print_summary(&summary);
     }
-    if !a.no_table && !a.json {
+    if let Some(out) = report {
+        rt.block_on(ops::report(&lake, &out))?;
+    } else if table && !json {
         let table = rt.block_on(async {
-            let q = DataFusionQuery::open(&a.lake).await?;
+            let q = DataFusionQuery::open(&lake).await?;
             let b = q
                 .query("SELECT dt, sentiment, records, ROUND(avg_compound, 4) AS avg_compound FROM daily_sentiment ORDER BY dt, sentiment")
                 .await?;
             anyhow::Ok(render(&b, OutputFormat::Table).map_err(anyhow::Error::msg)?)
         })?;
-        println!("\ndaily_sentiment ({}):\n{table}", a.lake.display());
+        ops::emit(&format!("\ndaily_sentiment ({}):\n{table}\n", lake.display()))?;
     }
     Ok(if summary.dead_lettered_messages > 0 {
         ExitCode::from(3)

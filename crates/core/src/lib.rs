@@ -7,6 +7,7 @@
 //! wire them together.
 #![warn(missing_docs)]
 
+pub mod accounting;
 pub mod backend;
 pub mod dead_letter;
 pub mod error;

@@ -10,13 +10,17 @@ pub mod catalog;
 pub mod dead_letter;
 pub mod format;
 mod fpset;
+pub mod history;
 pub mod lock;
 pub mod query;
 pub mod queue;
+pub mod reconcile;
+pub mod redrive;
 pub mod run;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod status;
 
 pub use catalog::LocalCatalog;
 pub use dead_letter::DeadLetterFile;

@@ -34,7 +34,7 @@ use crate::lock::{LakeLock, LockError};
 use crate::queue::{InProcessQueue, QueueConfig};
 use crate::sink::FsSink;
 use crate::source::{FileSource, InputFormat};
-use crate::state::{LakeState, StateError};
+use crate::state::{Landed, LakeState, StateError};
 
 /// Settings of a local run.
 #[derive(Debug, Clone)]
@@ -70,6 +70,9 @@ pub struct RunConfig {
     /// their line number without being held in memory. `None`: the queue's
     /// message limit (SQS's 256 KiB, or the message budget if larger).
     pub max_line_bytes: Option<usize>,
+    /// A `since` backfill: send every record updated at or after this time
+    /// again, whatever earlier runs sent (older records are not sent).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RunConfig {
@@ -90,6 +93,7 @@ impl RunConfig {
             wait_lock: false,
             on_lock_wait: |_| {},
             max_line_bytes: None,
+            since: None,
         }
     }
 }
@@ -184,6 +188,14 @@ pub enum RunError {
     /// The producer failed.
     #[error(transparent)]
     Produce(#[from] ProduceError),
+    /// An `etl redrive` was interrupted; it must finish first.
+    #[error("an interrupted `etl redrive` left {}; run `etl redrive --lake {}` to finish it before running again", .files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "), .lake.display())]
+    RedriveUnfinished {
+        /// The lake.
+        lake: PathBuf,
+        /// Its in-progress dead-letter files.
+        files: Vec<PathBuf>,
+    },
     /// A consumer stopped the run (the lake cannot be written, or a task died).
     #[error("consumer stopped the run: {0}")]
     Consumer(String),
@@ -294,6 +306,15 @@ pub async fn run_with(
     // Held until the state is saved: before anything is read or written.
     let notify = |holder: &str| (cfg.on_lock_wait)(holder);
     let _lock = LakeLock::acquire(&lake, cfg.wait_lock.then_some(&notify as &dyn Fn(&str)))?;
+    // Records a redrive landed but did not record yet would be sent twice.
+    let unfinished = crate::redrive::in_progress(&lake);
+    if !unfinished.is_empty() {
+        return Err(RunError::RedriveUnfinished {
+            lake: lake.clone(),
+            files: unfinished,
+        });
+    }
+    let started_at = chrono::Utc::now();
     // A damaged state stops the run here, before anything is written.
     let mut state = if cfg.full {
         LakeState::fresh(&lake)
@@ -340,92 +361,21 @@ pub async fn run_with(
         include_text: cfg.include_text,
     };
     let files = Arc::new(AtomicU64::new(0));
-
-    let mut workers = Vec::new();
-    for worker in 0..cfg.workers.max(1) {
-        let refused = refused.clone();
-        let (queue, sink, catalog, analyzer, counters, files, landed) = (
-            queue.clone(),
-            sink.clone(),
-            catalog.clone(),
-            analyzer.clone(),
-            counters.clone(),
-            files.clone(),
-            landed.clone(),
-        );
-        let batch_size = cfg.batch_size.max(1);
-        workers.push(tokio::spawn(async move {
-            let consumer = Consumer {
-                analyzer: analyzer.as_ref(),
-                sink: sink.as_ref(),
-                catalog: catalog.as_ref(),
-                options,
-            };
-            let mut ok = 0u64;
-            loop {
-                let batch = queue.receive(batch_size, Duration::from_secs(3600)).await.map_err(|e| e.to_string())?;
-                if batch.is_empty() {
-                    if queue.is_drained().await {
-                        return Ok::<u64, String>(ok);
-                    }
-                    continue;
-                }
-                for d in batch {
-                    let routes = Routes {
-                        dead_letters: Some(refused.as_ref()),
-                        requeue: None,
-                        receive_count: d.receive_count,
-                        memo: None,
-                    };
-                    let outcome = std::panic::AssertUnwindSafe(consumer.consume_routed(&d.message_id, &d.body, routes))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|p| {
-                            Err(ConsumeError::Panicked {
-                                message_id: d.message_id.clone(),
-                                detail: panic_text(&p),
-                            })
-                        });
-                    match outcome {
-                        Ok(o) => {
-                            counters.scored.fetch_add(o.records as u64, Ordering::Relaxed);
-                            counters
-                                .bytes_written
-                                .fetch_add(o.objects.iter().map(|x| x.1 as u64).sum(), Ordering::Relaxed);
-                            files.fetch_add(o.objects.len() as u64, Ordering::Relaxed);
-                            // Only what landed is recorded as sent: records refused
-                            // (in `_dead_letter/`) are retried by the next run.
-                            if o.refused.is_empty() && o.deferred.is_empty() {
-                                landed.commit_message(&d.body);
-                            } else if let Ok(m) = etl_core::decode_message(&d.body) {
-                                let failed: std::collections::HashSet<&str> = o
-                                    .refused
-                                    .iter()
-                                    .map(|(id, _)| id.as_str())
-                                    .chain(o.deferred.iter().map(String::as_str))
-                                    .collect();
-                                landed.commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
-                            }
-                            queue.ack(&d).await.map_err(|e| e.to_string())?;
-                            counters.messages_done.fetch_add(1, Ordering::Relaxed);
-                            ok += 1;
-                        }
-                        Err(e @ ConsumeError::Storage { .. }) => {
-                            // The lake itself cannot be written: every message would fail
-                            // the same way, so stop the run instead of dead-lettering all.
-                            queue.release(&d, &e.to_string()).await.map_err(|e| e.to_string())?;
-                            queue.abort().await;
-                            return Err(e.to_string());
-                        }
-                        Err(e) => {
-                            warn!(message = "Message failed.", worker, message_id = %d.message_id, receive_count = d.receive_count, error = %e);
-                            queue.release(&d, &e.to_string()).await.map_err(|e| e.to_string())?;
-                        }
-                    }
-                }
-            }
-        }));
-    }
+    let workers = spawn_consumers(
+        Pipes {
+            queue: queue.clone(),
+            sink: sink.clone(),
+            catalog: catalog.clone(),
+            analyzer,
+            refused: refused.clone(),
+            landed: landed.clone(),
+            counters: counters.clone(),
+            files: files.clone(),
+            options,
+        },
+        cfg.workers.max(1),
+        cfg.batch_size.max(1),
+    );
 
     let mut rejects = RejectLog {
         path: LakePaths::rejects(&lake),
@@ -436,29 +386,37 @@ pub async fn run_with(
         on_reject,
     };
     let mut packer = Packer::new(cfg.message_budget, None);
-    let produced = produce_with(
-        &mut source,
-        queue.as_ref(),
-        &mut packer,
-        &mut state,
-        10,
-        |r| rejects.record(r),
-    )
-    .await;
+    let produced = match cfg.since {
+        Some(since) => {
+            let mut filter = SinceFilter {
+                state: &mut state,
+                since,
+            };
+            produce_with(
+                &mut source,
+                queue.as_ref(),
+                &mut packer,
+                &mut filter,
+                10,
+                |r| rejects.record(r),
+            )
+            .await
+        }
+        None => {
+            produce_with(
+                &mut source,
+                queue.as_ref(),
+                &mut packer,
+                &mut state,
+                10,
+                |r| rejects.record(r),
+            )
+            .await
+        }
+    };
     queue.close().await;
     // Let consumers finish what was sent even when the producer failed.
-    let mut messages_ok = 0;
-    let mut consumer_error = None;
-    for w in workers {
-        match w.await {
-            Ok(Ok(n)) => messages_ok += n,
-            Ok(Err(e)) => consumer_error = Some(e),
-            Err(e) => consumer_error = Some(e.to_string()),
-        }
-    }
-    if let Some(e) = consumer_error {
-        return Err(RunError::Consumer(e));
-    }
+    let messages_ok = join_consumers(workers).await?;
     let stats = produced?;
     rejects.finish().map_err(|e| {
         lake_err(etl_core::BackendError::permanent(
@@ -491,6 +449,26 @@ pub async fn run_with(
         dead_letter_file: (dl_msgs > 0).then(|| LakePaths::dead_letters(&lake)),
         produce: stats,
     };
+    let mode = match (cfg.full, cfg.since) {
+        (true, _) => "full",
+        (false, Some(_)) => "since",
+        (false, None) => "incremental",
+    };
+    let record = crate::history::RunRecord {
+        mode: mode.into(),
+        started_at,
+        completed_at: chrono::Utc::now(),
+        read: summary.produce.read,
+        rejected: summary.produce.rejected,
+        sent: summary.produce.sent_records,
+        scored: summary.scored,
+        failed: summary.dead_lettered_records,
+        files: summary.files_written,
+        bytes: summary.bytes_written,
+    };
+    if let Err(e) = crate::history::append(&lake, &record) {
+        warn!(message = "Could not append to the run log.", path = %crate::history::runs_path(&lake).display(), error = %e);
+    }
     info!(
         message = "Run complete.",
         read = summary.produce.read,
@@ -499,6 +477,170 @@ pub async fn run_with(
         dead_lettered = summary.dead_lettered_records
     );
     Ok(summary)
+}
+
+/// The change filter of a `since` backfill: every version updated at or
+/// after `since` is sent (once per run), whatever earlier runs sent.
+struct SinceFilter<'a> {
+    state: &'a mut LakeState,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+impl etl_core::ChangeFilter for SinceFilter<'_> {
+    fn is_new(&mut self, r: &etl_core::SourceRecord) -> bool {
+        r.updated_at >= self.since && !self.state.sent_this_run_contains(r)
+    }
+
+    fn observe(&mut self, r: &etl_core::SourceRecord) {
+        self.state.observe(r);
+    }
+}
+
+/// What the consumer tasks of a local run share.
+pub(crate) struct Pipes {
+    pub(crate) queue: Arc<InProcessQueue>,
+    pub(crate) sink: Arc<FsSink>,
+    pub(crate) catalog: Arc<LocalCatalog>,
+    pub(crate) analyzer: Arc<dyn SentimentAnalyzer>,
+    /// Where refused records go alone.
+    pub(crate) refused: Arc<DeadLetterFile>,
+    /// Where the versions that landed are committed.
+    pub(crate) landed: Arc<Landed>,
+    pub(crate) counters: Arc<RunCounters>,
+    pub(crate) files: Arc<AtomicU64>,
+    pub(crate) options: ConsumeOptions,
+}
+
+/// Start `workers` consumer tasks on the queue: each message is consumed on
+/// its own (a panic is that message's failure), acknowledged when it landed
+/// and released for redelivery when it failed; a lake that cannot be written
+/// stops them all. Each task returns the messages it completed.
+pub(crate) fn spawn_consumers(
+    pipes: Pipes,
+    workers: usize,
+    batch_size: usize,
+) -> Vec<tokio::task::JoinHandle<Result<u64, String>>> {
+    let pipes = Arc::new(pipes);
+    (0..workers.max(1))
+        .map(|worker| {
+            let p = pipes.clone();
+            tokio::spawn(async move { consume_loop(&p, worker, batch_size.max(1)).await })
+        })
+        .collect()
+}
+
+async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64, String> {
+    let consumer = Consumer {
+        analyzer: p.analyzer.as_ref(),
+        sink: p.sink.as_ref(),
+        catalog: p.catalog.as_ref(),
+        options: p.options,
+    };
+    let queue = &p.queue;
+    let mut ok = 0u64;
+    loop {
+        let batch = queue
+            .receive(batch_size, Duration::from_secs(3600))
+            .await
+            .map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            if queue.is_drained().await {
+                return Ok(ok);
+            }
+            continue;
+        }
+        for d in batch {
+            let routes = Routes {
+                dead_letters: Some(p.refused.as_ref()),
+                requeue: None,
+                receive_count: d.receive_count,
+                memo: None,
+            };
+            let outcome = std::panic::AssertUnwindSafe(consumer.consume_routed(
+                &d.message_id,
+                &d.body,
+                routes,
+            ))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(ConsumeError::Panicked {
+                    message_id: d.message_id.clone(),
+                    detail: panic_text(&panic),
+                })
+            });
+            match outcome {
+                Ok(o) => {
+                    p.counters
+                        .scored
+                        .fetch_add(o.records as u64, Ordering::Relaxed);
+                    p.counters.bytes_written.fetch_add(
+                        o.objects.iter().map(|x| x.1 as u64).sum(),
+                        Ordering::Relaxed,
+                    );
+                    p.files
+                        .fetch_add(o.objects.len() as u64, Ordering::Relaxed);
+                    // Only what landed is recorded as sent: records refused
+                    // (in `_dead_letter/`) are retried by the next run.
+                    if o.refused.is_empty() && o.deferred.is_empty() {
+                        p.landed.commit_message(&d.body);
+                    } else if let Ok(m) = etl_core::decode_message(&d.body) {
+                        let failed: std::collections::HashSet<&str> = o
+                            .refused
+                            .iter()
+                            .map(|(id, _)| id.as_str())
+                            .chain(o.deferred.iter().map(String::as_str))
+                            .collect();
+                        p.landed.commit(
+                            m.records
+                                .iter()
+                                .filter(|r| !failed.contains(r.id.as_str())),
+                        );
+                    }
+                    queue.ack(&d).await.map_err(|e| e.to_string())?;
+                    p.counters.messages_done.fetch_add(1, Ordering::Relaxed);
+                    ok += 1;
+                }
+                Err(e @ ConsumeError::Storage { .. }) => {
+                    // The lake itself cannot be written: every message would fail
+                    // the same way, so stop the run instead of dead-lettering all.
+                    queue
+                        .release(&d, &e.to_string())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    queue.abort().await;
+                    return Err(e.to_string());
+                }
+                Err(e) => {
+                    warn!(message = "Message failed.", worker, message_id = %d.message_id, receive_count = d.receive_count, error = %e);
+                    queue
+                        .release(&d, &e.to_string())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+}
+
+/// Wait for every consumer task; the messages they completed, or the first
+/// failure that stopped one.
+pub(crate) async fn join_consumers(
+    workers: Vec<tokio::task::JoinHandle<Result<u64, String>>>,
+) -> Result<u64, RunError> {
+    let mut messages_ok = 0;
+    let mut consumer_error = None;
+    for w in workers {
+        match w.await {
+            Ok(Ok(n)) => messages_ok += n,
+            Ok(Err(e)) => consumer_error = Some(e),
+            Err(e) => consumer_error = Some(e.to_string()),
+        }
+    }
+    match consumer_error {
+        Some(e) => Err(RunError::Consumer(e)),
+        None => Ok(messages_ok),
+    }
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

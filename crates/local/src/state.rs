@@ -346,6 +346,29 @@ impl LakeState {
                 .table_bytes()
     }
 
+    /// Whether this run has already sent this exact version (a duplicate
+    /// line): the one check a `since` backfill keeps.
+    pub fn sent_this_run_contains(&mut self, r: &SourceRecord) -> bool {
+        match self.pending.contains(&fingerprint(r)) {
+            Ok(seen) => seen,
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
+    /// Whether this version landed in the lake before (`sent.fp`).
+    pub fn landed_before(&mut self, r: &SourceRecord) -> bool {
+        match self.sent.contains(&fingerprint(r)) {
+            Ok(seen) => seen,
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
     fn fail(&mut self, e: std::io::Error) {
         self.failed.get_or_insert(e);
     }
@@ -400,6 +423,73 @@ impl LakeState {
             versions,
             pending_retry,
         })
+    }
+}
+
+impl LakeState {
+    /// Persist after a redrive: `sent.fp` gains the versions that landed,
+    /// `retry.fp` loses them (what failed again stays to be retried by the
+    /// next run), `watermark.json` keeps the last run's start and newest
+    /// `updated_at` and gets the new counts. Call only after the redrive's
+    /// files are synced.
+    pub fn save_redrive(self) -> Result<SaveReport, StateError> {
+        let sp = self.dir.join("sent.fp");
+        let rp = self.dir.join("retry.fp");
+        let on = |p: &Path| {
+            let p = p.to_owned();
+            move |e| StateError::io(&p, e)
+        };
+        if let Some(e) = self.failed {
+            return Err(StateError::io(&sp, e));
+        }
+        let landed = Arc::try_unwrap(self.landed)
+            .map(|l| l.inner.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .map_err(|_| {
+                StateError::io(
+                    &sp,
+                    std::io::Error::other("a consumer still holds the landed log"),
+                )
+            })?;
+        if let Some(e) = landed.failed {
+            return Err(StateError::io(&sp, e));
+        }
+        let (landed_table, landed_spill) = landed.set.into_parts();
+        std::fs::create_dir_all(&self.dir).map_err(on(&sp))?;
+        let all_sent = merge_sorted(
+            self.sent.stream().map_err(on(&sp))?,
+            stream_parts(&landed_table, &landed_spill).map_err(on(&sp))?,
+        );
+        let versions = write_file(&sp, all_sent).map_err(on(&sp))?;
+        let still = difference_sorted(
+            self.retry.stream().map_err(on(&rp))?,
+            stream_parts(&landed_table, &landed_spill).map_err(on(&rp))?,
+        );
+        let pending_retry = write_file(&rp, still).map_err(on(&rp))?;
+        let summary = StateSummary {
+            format: STATE_FORMAT,
+            newest_updated_at: self.previous.newest_updated_at.max(landed.newest),
+            last_run_started_at: self.previous.last_run_started_at,
+            versions,
+            pending_retry,
+        };
+        let wp = self.dir.join("watermark.json");
+        let json = serde_json::to_vec_pretty(&summary).expect("summary serialises");
+        write_atomic(&wp, &json, 0).map_err(|e| StateError::io(&wp, e))?;
+        Ok(SaveReport {
+            versions,
+            pending_retry,
+        })
+    }
+}
+
+/// What `watermark.json` says, without loading the fingerprint files
+/// (`None` for a lake no run has completed on).
+pub fn read_summary(lake: &Path) -> Result<Option<StateSummary>, StateError> {
+    let wp = watermark_path(lake);
+    match std::fs::read(&wp) {
+        Ok(b) => parse_summary(&wp, &b).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateError::io(&wp, e)),
     }
 }
 

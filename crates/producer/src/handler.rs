@@ -50,6 +50,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::request::{effective_deadline, Request, RunSpec};
+pub use etl_aws::producer_state::{ProducerState, RunCheckpoint, RunReport, RunTotals};
 
 /// Extra lock lifetime past the invocation deadline, so a lock outlives a
 /// slow final write but not a crashed invocation by much.
@@ -57,65 +58,6 @@ const LOCK_GRACE: Duration = Duration::from_secs(60);
 
 /// Rejections logged one by one per invocation; the rest are only counted.
 const LOGGED_REJECTIONS: u64 = 100;
-
-/// The state of an unfinished run, saved when an invocation stops early.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunCheckpoint {
-    /// The run (the request id of its first invocation).
-    pub run_id: String,
-    /// What the run sends.
-    pub spec: RunSpec,
-    /// The earliest `updated_at` the run looks at (fixed for the whole run;
-    /// `None`: everything).
-    #[serde(default)]
-    pub floor: Option<DateTime<Utc>>,
-    /// The ledger with the versions the run has sent so far.
-    #[serde(default)]
-    pub ledger: Option<LedgerRef>,
-    /// Where each scan segment stands.
-    pub scan: ScanCheckpoint,
-    /// When the run started.
-    pub started_at: DateTime<Utc>,
-    /// Invocations so far.
-    pub invocations: u32,
-}
-
-/// What a completed run leaves in the state item.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProducerState {
-    /// The start of the last completed run. The next incremental run looks
-    /// at records updated at or after this minus the lookback. (`at` is the
-    /// name earlier releases used; their `ids_at` is ignored.)
-    #[serde(alias = "at")]
-    pub watermark: Option<DateTime<Utc>>,
-    /// The versions sent that a later window can still see.
-    #[serde(default)]
-    pub ledger: Option<LedgerRef>,
-    /// The last completed run, for operators.
-    #[serde(default)]
-    pub last_run: Option<RunReport>,
-}
-
-/// One completed run, as kept in the state item.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunReport {
-    /// The run id.
-    pub run_id: String,
-    /// `incremental`, `full` or `since`.
-    pub mode: String,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it completed.
-    pub completed_at: DateTime<Utc>,
-    /// Invocations it took.
-    pub invocations: u32,
-    /// Records sent in its last invocation.
-    pub sent_records: u64,
-    /// Records rejected in its last invocation.
-    pub rejected: u64,
-    /// Versions in the ledger it left.
-    pub ledger_versions: u64,
-}
 
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -381,6 +323,7 @@ impl Producer {
         };
         // A backfill re-scores on purpose; what it sends still enters the ledger.
         let rescore = !matches!(spec, RunSpec::Incremental);
+        let totals_before = resume.as_ref().map(|c| c.totals).unwrap_or_default();
         let (scan_from, run_ledger) = match resume {
             Some(c) => (Some(c.scan), c.ledger),
             None => (None, None),
@@ -443,6 +386,12 @@ impl Producer {
             lock_owner: None,
         };
         let mut ledger = filter.into_ledger();
+        let totals = totals_before.plus(
+            summary.stats.read,
+            summary.stats.rejected,
+            summary.stats.sent_records,
+            summary.stats.messages,
+        );
 
         if stopped && !position.is_done() {
             let saved = self
@@ -458,6 +407,7 @@ impl Producer {
                 scan: position,
                 started_at,
                 invocations,
+                totals,
             };
             self.state.save_checkpoint(&cp, checkpoint_version).await?;
             summary.status = Status::Partial;
@@ -488,19 +438,23 @@ impl Producer {
                 .await?
         };
         summary.ledger_versions = ledger.len() as u64;
+        let report = RunReport {
+            run_id: summary.run_id.clone(),
+            mode: summary.mode.clone(),
+            started_at,
+            completed_at: Utc::now(),
+            invocations,
+            sent_records: totals.sent_records,
+            rejected: totals.rejected,
+            read: totals.read,
+            messages: totals.messages,
+            ledger_versions: summary.ledger_versions,
+        };
         let next = ProducerState {
             watermark: Some(watermark),
             ledger: Some(saved.clone()),
-            last_run: Some(RunReport {
-                run_id: summary.run_id.clone(),
-                mode: summary.mode.clone(),
-                started_at,
-                completed_at: Utc::now(),
-                invocations,
-                sent_records: summary.stats.sent_records,
-                rejected: summary.stats.rejected,
-                ledger_versions: summary.ledger_versions,
-            }),
+            history: state.history_with(&report),
+            last_run: Some(report),
         };
         self.state
             .save_watermark(&next, stored.as_ref().map(|s| s.version))

@@ -85,31 +85,7 @@ impl Request {
     }
 }
 
-/// What a run sends, persisted with its checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum RunSpec {
-    /// Everything newer than the stored watermark.
-    Incremental,
-    /// Everything.
-    Full,
-    /// Everything updated at or after `since`.
-    Since {
-        /// The lower bound.
-        since: DateTime<Utc>,
-    },
-}
-
-impl RunSpec {
-    /// `incremental`, `full` or `since`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RunSpec::Incremental => "incremental",
-            RunSpec::Full => "full",
-            RunSpec::Since { .. } => "since",
-        }
-    }
-}
+pub use etl_aws::producer_state::RunSpec;
 
 /// The invocation deadline from Lambda's `deadline` (epoch milliseconds).
 /// Real Lambda always sends an absolute time; local emulators do not

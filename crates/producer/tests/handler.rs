@@ -267,7 +267,14 @@ async fn a_split_run_resumes_from_its_checkpoint_without_loss_or_duplicates() {
         e.state.load_checkpoint::<Value>().await.unwrap().is_none(),
         "checkpoint cleared"
     );
-    assert!(state(&e).await.is_some());
+    // What operators see: the whole run's counts, over all its invocations.
+    let st = state(&e).await.unwrap();
+    let run = st.last_run.clone().unwrap();
+    assert_eq!(
+        (run.read, run.sent_records, run.invocations as usize),
+        (90, 90, statuses.len())
+    );
+    assert_eq!(st.history, [run], "history holds the completed run");
 }
 
 #[tokio::test]
@@ -650,6 +657,7 @@ async fn a_checkpoint_left_by_a_completed_run_is_dropped_not_resumed() {
         scan: etl_aws::ScanCheckpoint::start(1),
         started_at: Utc::now() - chrono::Duration::minutes(5),
         invocations: 1,
+        totals: Default::default(),
     };
     e.state.save_checkpoint(&stale, None).await.unwrap();
     let s = p.handle(request(SCHEDULED), later(), "c2").await.unwrap();
