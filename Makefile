@@ -84,3 +84,24 @@ fmt:
 -include make/bench.mk
 -include make/reliability.mk
 -include make/fuzz.mk
+
+## --- Report rendered by a real browser -------------------------------------------
+
+CHROMIUM ?= /usr/bin/chromium
+REPORT   ?= $(LAKE)/report.html
+
+.PHONY: report-png
+# The report as people see it: headless Chromium (Debian's `chromium`,
+# installed with apt if missing) renders $(REPORT) to $(REPORT:.html=.png).
+report-png: etl
+	@test -f $(LAKE)/_catalog/sentiment.json || { echo "no lake at $(LAKE): run 'make run' first"; exit 1; }
+	$(ETL) report --lake $(LAKE) --output $(REPORT)
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1280,1100 \
+		--screenshot=$(abspath $(REPORT:.html=.png)) file://$(abspath $(REPORT)) 2>/dev/null
+	@echo "rendered $(REPORT:.html=.png)"

@@ -6,4 +6,5 @@ mod faults;
 mod lake;
 mod local;
 mod nights;
+mod operator;
 mod support;
