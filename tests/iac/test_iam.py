@@ -74,6 +74,7 @@ CONSUMER = FunctionSpec(
         ("crates/aws/src/sqs.rs", "ack"): "Lambda deletes what the consumer does not report as failed",
         ("crates/aws/src/sqs.rs", "release"): "WorkQueue::release; used by the local runner only",
         ("crates/aws/src/athena.rs", "results"): "QueryEngine::query; the consumer runs only the view DDL, whose results it never reads",
+        ("crates/aws/src/athena.rs", "query_with_stats"): "the operator's `etl query --athena`; the consumer never calls it",
         ("crates/aws/src/athena.rs", "run"): (
             "the view DDL runs only when ATHENA_WORKGROUP is set, and the template sets none: "
             "the views are Glue VIRTUAL_VIEW tables created at deploy time"
