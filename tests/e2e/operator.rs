@@ -139,7 +139,7 @@ impl Deployed {
             segments: 2,
             page_limit: Some(50),
             max_pages: None,
-            message_budget: 8 * 1024,
+            message_budget: 2 * 1024,
             fields: FieldMap::default(),
             deadline_margin: Duration::from_secs(5),
             lookback: Duration::from_secs(3600),
@@ -221,7 +221,10 @@ impl Deployed {
                 continue;
             }
             empty = 0;
-            let (dead, live): (Vec<_>, Vec<_>) = batch.into_iter().enumerate().partition(|(i, _)| *i < poison);
+            let (dead, live): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .enumerate()
+                .partition(|(i, _)| *i < poison);
             poison -= dead.len();
             for (_, d) in dead {
                 self.clients
@@ -238,8 +241,11 @@ impl Deployed {
             if live.is_empty() {
                 continue;
             }
-            let event: SqsEvent =
-                serde_json::from_value(sqs_event_json(&live, "arn:aws:sqs:us-east-1:123456789012:w")).unwrap();
+            let event: SqsEvent = serde_json::from_value(sqs_event_json(
+                &live,
+                "arn:aws:sqs:us-east-1:123456789012:w",
+            ))
+            .unwrap();
             let out = self.consumer.handle(event).await.unwrap();
             assert!(out.response.batch_item_failures.is_empty());
             for d in &live {
@@ -291,11 +297,21 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
         listed.iter().filter(|k| k.ends_with(".parquet")).count()
     );
     let out = etl(r, &["status", "--stack", &d.stack]);
-    assert!(text(&out.stdout).contains("dead letters        2 waiting"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("dead letters        2 waiting"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // Reconcile: the dead-lettered records are accounted for, and stay there.
     let out = etl(r, &["reconcile", "--stack", &d.stack, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let rec = json_of(&out);
     assert_eq!(rec["source_versions"], 160);
     assert_eq!(rec["missing"].as_array().unwrap().len(), 0);
@@ -303,10 +319,17 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
     let dead = rec["dead_lettered"].as_array().unwrap().len();
     assert!(dead > 0);
     assert_eq!(rec["in_lake"].as_u64().unwrap() as usize + dead, 160);
-    assert_eq!(approx(&d.clients, &d.dlq).await, 2, "reconcile leaves the dead letters");
+    assert_eq!(
+        approx(&d.clients, &d.dlq).await,
+        2,
+        "reconcile leaves the dead letters"
+    );
 
     // Redrive (moto has no StartMessageMoveTask: the fallback), then consume.
-    let out = etl(r, &["redrive", "--stack", &d.stack, "--wait", "0", "--json"]);
+    let out = etl(
+        r,
+        &["redrive", "--stack", &d.stack, "--wait", "0", "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let rd = json_of(&out);
     assert_eq!(rd["moved"], 2);
@@ -318,7 +341,10 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let rec = json_of(&out);
     assert_eq!(rec["in_lake"], 160);
-    assert_eq!(rec["superseded"], 10, "night one's versions of the updated records");
+    assert_eq!(
+        rec["superseded"], 10,
+        "night one's versions of the updated records"
+    );
 
     // A second copy of an object: every row in it counted twice, exit 4.
     let key = listed.iter().find(|k| k.ends_with(".parquet")).unwrap();
@@ -336,10 +362,23 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
     assert!(!json_of(&out)["duplicated"].as_array().unwrap().is_empty());
 
     // Backfill: the producer invoked asynchronously with what it accepts.
-    assert_eq!(moto().post("/moto-api/config", &json!({"lambda": {"use_docker": false}})), 201);
+    assert_eq!(
+        moto().post(
+            "/moto-api/config",
+            &json!({"lambda": {"use_docker": false}})
+        ),
+        201
+    );
     let out = etl(
         r,
-        &["backfill", "--stack", &d.stack, "--since", "2026-11-01T00:00:00Z", "--json"],
+        &[
+            "backfill",
+            "--stack",
+            &d.stack,
+            "--since",
+            "2026-11-01T00:00:00Z",
+            "--json",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let b = json_of(&out);
@@ -351,12 +390,19 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
     ));
     let out = etl(r, &["backfill", "--stack", &d.stack, "--full", "--json"]);
     assert_eq!(json_of(&out)["event"], json!({"mode": "full"}));
-    assert_eq!(Request::from_event(&json_of(&out)["event"]).unwrap(), Request::Full);
+    assert_eq!(
+        Request::from_event(&json_of(&out)["event"]).unwrap(),
+        Request::Full
+    );
 
     // An unknown stack is an error naming it.
     let out = etl(r, &["status", "--stack", "no-such-stack"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no-such-stack"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-stack"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,12 +411,7 @@ async fn athena_query_and_report_page_results_and_show_the_cost() {
     let region = "eu-west-3";
     let c = Clients::from_conf(&moto().sdk_config_in(region).await);
     let wg = unique("op-wg");
-    c.athena
-        .create_work_group()
-        .name(&wg)
-        .send()
-        .await
-        .unwrap();
+    c.athena.create_work_group().name(&wg).send().await.unwrap();
     let cell = |v: &str| json!({"VarCharValue": v});
     let rows = |data: &[[&str; 4]]| {
         std::iter::once(["dt", "sentiment", "records", "avg_compound"])
@@ -399,7 +440,14 @@ async fn athena_query_and_report_page_results_and_show_the_cost() {
     let out = etl(
         region,
         &[
-            "query", "--athena", "--workgroup", &wg, "--database", "db", "--format", "csv",
+            "query",
+            "--athena",
+            "--workgroup",
+            &wg,
+            "--database",
+            "db",
+            "--format",
+            "csv",
             "SELECT dt, sentiment, records, avg_compound FROM daily_sentiment",
         ],
     );
@@ -409,13 +457,24 @@ async fn athena_query_and_report_page_results_and_show_the_cost() {
         "dt,sentiment,records,avg_compound\n2026-11-01,NEGATIVE,40,-0.5\n2026-11-01,POSITIVE,60,0.6\n2026-11-03,NEUTRAL,25,0.0\n"
     );
     let err = text(&out.stderr);
-    assert!(err.contains("scanned 0 B") && err.contains("$0.000050"), "{err}");
+    assert!(
+        err.contains("scanned 0 B") && err.contains("$0.000050"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("r.html");
     let out = etl(
         region,
-        &["report", "--workgroup", &wg, "--database", "db", "-o", html.to_str().unwrap()],
+        &[
+            "report",
+            "--workgroup",
+            &wg,
+            "--database",
+            "db",
+            "-o",
+            html.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = std::fs::read_to_string(&html).unwrap();

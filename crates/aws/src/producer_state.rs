@@ -146,4 +146,3 @@ pub struct RunReport {
     /// Versions in the ledger it left.
     pub ledger_versions: u64,
 }
-

@@ -53,12 +53,7 @@ pub async fn redrive(_: &Target, _: RedriveOptions, _: bool) -> Result<ExitCode>
 pub async fn reconcile(_: &Target, _: FieldMap, _: usize, _: bool) -> Result<ExitCode> {
     unavailable()
 }
-pub async fn backfill(
-    _: &Target,
-    _: bool,
-    _: Option<DateTime<Utc>>,
-    _: bool,
-) -> Result<ExitCode> {
+pub async fn backfill(_: &Target, _: bool, _: Option<DateTime<Utc>>, _: bool) -> Result<ExitCode> {
     unavailable()
 }
 pub async fn report(_: &Target, _: &Path) -> Result<ExitCode> {

@@ -128,7 +128,9 @@ pub struct Resources {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  etl status --lake lake\n  etl status --stack sentiment-etl --json")]
+#[command(
+    after_help = "Examples:\n  etl status --lake lake\n  etl status --stack sentiment-etl --json"
+)]
 struct StatusArgs {
     #[command(flatten)]
     target: Target,
@@ -141,7 +143,9 @@ struct StatusArgs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  etl redrive --lake lake\n  etl redrive --stack sentiment-etl --rate 50 --wait 600")]
+#[command(
+    after_help = "Examples:\n  etl redrive --lake lake\n  etl redrive --stack sentiment-etl --rate 50 --wait 600"
+)]
 struct RedriveArgs {
     #[command(flatten)]
     target: Target,
@@ -169,7 +173,9 @@ struct RedriveArgs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  etl reconcile --lake lake --input posts.jsonl\n  etl reconcile --stack sentiment-etl --json")]
+#[command(
+    after_help = "Examples:\n  etl reconcile --lake lake --input posts.jsonl\n  etl reconcile --stack sentiment-etl --json"
+)]
 struct ReconcileArgs {
     #[command(flatten)]
     target: Target,
@@ -190,7 +196,9 @@ struct ReconcileArgs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  etl backfill --lake lake --input posts.jsonl --full\n  etl backfill --stack sentiment-etl --since 2026-11-01T00:00:00Z")]
+#[command(
+    after_help = "Examples:\n  etl backfill --lake lake --input posts.jsonl --full\n  etl backfill --stack sentiment-etl --since 2026-11-01T00:00:00Z"
+)]
 struct BackfillArgs {
     #[command(flatten)]
     target: Target,
@@ -209,7 +217,9 @@ struct BackfillArgs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  etl report --lake lake\n  etl report --stack sentiment-etl -o report.html")]
+#[command(
+    after_help = "Examples:\n  etl report --lake lake\n  etl report --stack sentiment-etl -o report.html"
+)]
 struct ReportArgs {
     #[command(flatten)]
     target: Target,
@@ -311,7 +321,9 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  etl query --lake lake \"SELECT * FROM daily_sentiment ORDER BY dt\"\n  etl query --stack sentiment-etl --athena \"SELECT sentiment, count(*) FROM sentiment_latest GROUP BY 1\"")]
+#[command(
+    after_help = "Examples:\n  etl query --lake lake \"SELECT * FROM daily_sentiment ORDER BY dt\"\n  etl query --stack sentiment-etl --athena \"SELECT sentiment, count(*) FROM sentiment_latest GROUP BY 1\""
+)]
 struct QueryArgs {
     #[command(flatten)]
     target: Target,
@@ -382,7 +394,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Query(a) => {
             let rt = runtime(default_workers())?;
             if a.athena || a.target.lake.is_none() {
-                return cloud_only(&a.target, "query --athena", |t| rt.block_on(cloud::query(t, &a.sql, a.format)));
+                return cloud_only(&a.target, "query --athena", |t| {
+                    rt.block_on(cloud::query(t, &a.sql, a.format))
+                });
             }
             let lake = a.target.lake.clone().expect("checked above");
             rt.block_on(async {
@@ -399,7 +413,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run(a),
         Command::Status(a) => match a.target.lake.clone() {
             Some(lake) => ops::status(&lake, a.runs, a.json),
-            None => cloud_only(&a.target, "status", |t| runtime(2)?.block_on(cloud::status(t, a.runs, a.json))),
+            None => cloud_only(&a.target, "status", |t| {
+                runtime(2)?.block_on(cloud::status(t, a.runs, a.json))
+            }),
         },
         Command::Redrive(a) => match a.target.lake.clone() {
             Some(lake) => {
@@ -409,7 +425,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 cfg.workers = default_workers();
                 runtime(cfg.workers)?.block_on(ops::redrive(cfg, a.json))
             }
-            None => cloud_only(&a.target, "redrive", |t| runtime(2)?.block_on(cloud::redrive(
+            None => cloud_only(&a.target, "redrive", |t| {
+                runtime(2)?.block_on(cloud::redrive(
                     t,
                     cloud::RedriveOptions {
                         rate: a.rate.max(1),
@@ -417,7 +434,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         method: a.method.parse().map_err(anyhow::Error::msg)?,
                     },
                     a.json,
-                ))),
+                ))
+            }),
         },
         Command::Reconcile(a) => match a.target.lake.clone() {
             Some(lake) => {
@@ -433,12 +451,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     a.json,
                 ))
             }
-            None => cloud_only(&a.target, "reconcile", |t| runtime(2)?.block_on(cloud::reconcile(t, a.fields.field_map(), a.show, a.json))),
+            None => cloud_only(&a.target, "reconcile", |t| {
+                runtime(2)?.block_on(cloud::reconcile(t, a.fields.field_map(), a.show, a.json))
+            }),
         },
         Command::Backfill(a) => match a.target.lake.clone() {
             Some(lake) => {
                 let input = a.input.clone().ok_or_else(|| {
-                    anyhow::anyhow!("--input FILE is required with --lake: the file to backfill from")
+                    anyhow::anyhow!(
+                        "--input FILE is required with --lake: the file to backfill from"
+                    )
                 })?;
                 let mut cfg = RunConfig::new(&input, &lake);
                 cfg.full = a.full;
@@ -446,17 +468,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 cfg.workers = default_workers();
                 run_local(cfg, a.json, false, None)
             }
-            None => cloud_only(&a.target, "backfill", |t| runtime(2)?.block_on(cloud::backfill(t, a.full, a.since, a.json))),
+            None => cloud_only(&a.target, "backfill", |t| {
+                runtime(2)?.block_on(cloud::backfill(t, a.full, a.since, a.json))
+            }),
         },
         Command::Report(a) => match a.target.lake.clone() {
             Some(lake) => {
                 let out = a.output.clone().unwrap_or_else(|| lake.join("report.html"));
                 runtime(default_workers())?.block_on(ops::report(&lake, &out))
             }
-            None => cloud_only(&a.target, "report", |t| runtime(2)?.block_on(cloud::report(
+            None => cloud_only(&a.target, "report", |t| {
+                runtime(2)?.block_on(cloud::report(
                     t,
-                    &a.output.clone().unwrap_or_else(|| PathBuf::from("report.html")),
-                ))),
+                    &a.output
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("report.html")),
+                ))
+            }),
         },
     }
 }
@@ -532,12 +560,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
 
 /// Run (or backfill) on a local lake with a progress bar, print the summary,
 /// then the report's path or the daily table.
-fn run_local(
-    cfg: RunConfig,
-    json: bool,
-    table: bool,
-    report: Option<PathBuf>,
-) -> Result<ExitCode> {
+fn run_local(cfg: RunConfig, json: bool, table: bool, report: Option<PathBuf>) -> Result<ExitCode> {
     let lake = cfg.lake.clone();
     let rt = runtime(cfg.workers)?;
     let counters = Arc::new(RunCounters::default());
@@ -596,7 +619,10 @@ fn run_local(
                 .await?;
             anyhow::Ok(render(&b, OutputFormat::Table).map_err(anyhow::Error::msg)?)
         })?;
-        ops::emit(&format!("\ndaily_sentiment ({}):\n{table}\n", lake.display()))?;
+        ops::emit(&format!(
+            "\ndaily_sentiment ({}):\n{table}\n",
+            lake.display()
+        ))?;
     }
     Ok(if summary.dead_lettered_messages > 0 {
         ExitCode::from(3)

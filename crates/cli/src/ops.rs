@@ -142,7 +142,9 @@ fn status_text(s: &LakeStatus) -> String {
             o,
             "  {}{}{}: {}",
             r.location,
-            r.id.as_ref().map(|i| format!(" id {i}")).unwrap_or_default(),
+            r.id.as_ref()
+                .map(|i| format!(" id {i}"))
+                .unwrap_or_default(),
             r.field
                 .as_ref()
                 .map(|f| format!(" field {f}"))
@@ -260,7 +262,11 @@ fn redrive_text(s: &RedriveSummary) -> String {
         "redriven            {:>10}  records in {} messages",
         s.records_sent, s.messages_sent
     );
-    let _ = writeln!(o, "came back           {:>10}  (scored, in the lake)", s.landed);
+    let _ = writeln!(
+        o,
+        "came back           {:>10}  (scored, in the lake)",
+        s.landed
+    );
     let _ = writeln!(
         o,
         "failed again        {:>10}  (dead-lettered again with the new reason)",
@@ -373,8 +379,7 @@ pub fn reconciliation_text(r: &etl_core::accounting::Reconciliation, show: usize
 }
 
 fn micros(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map_or_else(|| us.to_string(), |t| t.to_rfc3339())
+    chrono::DateTime::from_timestamp_micros(us).map_or_else(|| us.to_string(), |t| t.to_rfc3339())
 }
 
 /// `etl report --lake`: query the daily view and write the HTML.

@@ -185,8 +185,14 @@ async fn status_reconcile_redrive_and_rerun_account_for_every_version() {
     let input_s = input.to_str().unwrap();
 
     let (summary, faulty) = faulty_run(&input, &lake).await;
-    assert!(faulty.outages.load(Ordering::Relaxed) > 0, "the outage fired");
-    assert!(faulty.refusals.load(Ordering::Relaxed) > 0, "refusals fired");
+    assert!(
+        faulty.outages.load(Ordering::Relaxed) > 0,
+        "the outage fired"
+    );
+    assert!(
+        faulty.refusals.load(Ordering::Relaxed) > 0,
+        "refusals fired"
+    );
     assert!(summary.dead_lettered_records > 6, "{summary:?}");
     assert_eq!(summary.produce.rejected, bad_lines as u64);
 
@@ -197,7 +203,10 @@ async fn status_reconcile_redrive_and_rerun_account_for_every_version() {
     assert_eq!(st["lock"]["state"], "free");
     assert_eq!(st["rejects"]["entries"], bad_lines);
     assert_eq!(st["dead_letters"]["records"], summary.dead_lettered_records);
-    assert_eq!(st["dead_letters"]["entries"], summary.dead_lettered_messages);
+    assert_eq!(
+        st["dead_letters"]["entries"],
+        summary.dead_lettered_messages
+    );
     let runs = st["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["mode"], "incremental");
@@ -220,8 +229,14 @@ async fn status_reconcile_redrive_and_rerun_account_for_every_version() {
     assert_eq!(shown, disk, "partitions as the directory holds them");
     let out = etl(&["status", "--lake", lake_s]);
     let t = text(&out.stdout);
-    assert!(t.contains("dead letters") && t.contains("TEXT_REFUSED"), "{t}");
-    assert!(t.contains("line 241") || t.contains("line 242"), "rejects by line: {t}");
+    assert!(
+        t.contains("dead letters") && t.contains("TEXT_REFUSED"),
+        "{t}"
+    );
+    assert!(
+        t.contains("line 241") || t.contains("line 242"),
+        "rejects by line: {t}"
+    );
 
     // reconcile: every version placed (in the lake or dead-lettered with a reason).
     let out = etl(&["reconcile", "--lake", lake_s, "--input", input_s, "--json"]);
@@ -233,7 +248,9 @@ async fn status_reconcile_redrive_and_rerun_account_for_every_version() {
     assert_eq!(r["duplicated"].as_array().unwrap().len(), 0);
     let dead = r["dead_lettered"].as_array().unwrap();
     assert!(dead.len() as u64 <= summary.dead_lettered_records && !dead.is_empty());
-    assert!(dead.iter().all(|d| !d["reasons"][0].as_str().unwrap().is_empty()));
+    assert!(dead
+        .iter()
+        .all(|d| !d["reasons"][0].as_str().unwrap().is_empty()));
     assert_eq!(
         r["in_lake"].as_u64().unwrap() + dead.len() as u64,
         ids.len() as u64
@@ -317,7 +334,11 @@ async fn an_interrupted_redrive_blocks_runs_until_finished_and_a_damaged_lake_fa
     assert!(placed > 0);
     let out = etl(&["redrive", "--lake", lake_s, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(json(&out)["landed"], placed, "every dead-lettered version came back");
+    assert_eq!(
+        json(&out)["landed"],
+        placed,
+        "every dead-lettered version came back"
+    );
     assert!(etl(&["run", "--input", input_s, "--lake", lake_s])
         .status
         .success());
@@ -344,7 +365,11 @@ async fn an_interrupted_redrive_blocks_runs_until_finished_and_a_damaged_lake_fa
     assert_eq!(out.status.code(), Some(4), "duplicates exit 4");
     let r = json(&out);
     assert_eq!(r["duplicated"].as_array().unwrap().len(), rows_in_first);
-    assert!(r["duplicated"].as_array().unwrap().iter().all(|d| d["rows"] == 2));
+    assert!(r["duplicated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["rows"] == 2));
     // Both gone: every row of that file is missing.
     std::fs::remove_file(part.join("part-copy.parquet")).unwrap();
     std::fs::remove_file(&first).unwrap();
@@ -395,7 +420,7 @@ async fn report_draws_what_the_lake_holds() {
     assert!(!html.contains("<script"), "no JavaScript");
     let external = html
         .replace("http://www.w3.org/2000/svg", "")
-        .contains("http");
+        .contains("://");
     assert!(!external, "nothing fetched from the network");
 
     let start = html.find("<svg").unwrap();
@@ -449,7 +474,11 @@ async fn report_draws_what_the_lake_holds() {
         "one bar segment per day and label"
     );
     for (k, n) in &expected {
-        assert!((drawn[k] - n).abs() < 0.5, "{k:?}: drawn {} vs {n}", drawn[k]);
+        assert!(
+            (drawn[k] - n).abs() < 0.5,
+            "{k:?}: drawn {} vs {n}",
+            drawn[k]
+        );
     }
 
     // The compound line: each day's mean over its records.
@@ -460,7 +489,12 @@ async fn report_draws_what_the_lake_holds() {
         "SELECT dt, AVG(score_compound) AS c FROM sentiment_latest GROUP BY dt",
     )
     .iter()
-    .map(|v| (v["dt"].as_str().unwrap().to_owned(), v["c"].as_f64().unwrap()))
+    .map(|v| {
+        (
+            v["dt"].as_str().unwrap().to_owned(),
+            v["c"].as_f64().unwrap(),
+        )
+    })
     .collect();
     let points = class("compound");
     assert_eq!(points.len(), means.len());

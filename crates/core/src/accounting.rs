@@ -386,12 +386,18 @@ mod tests {
             v("gone", 1, "deleted since", "2026-01-01"),
             v("d", 1, "d", "2026-01-02"),
         ];
-        let dead = vec![(v("c", 1, "c", "2026-01-02"), "refused: TEXT_SIZE".to_owned())];
+        let dead = vec![(
+            v("c", 1, "c", "2026-01-02"),
+            "refused: TEXT_SIZE".to_owned(),
+        )];
         let r = Reconciliation::new(&source, &lake, &dead, true);
         assert_eq!(r.source_versions, 4);
         assert_eq!(r.in_lake, 2, "a's new version and d");
         assert_eq!(r.duplicated.len(), 1);
-        assert_eq!((r.duplicated[0].version.id.as_str(), r.duplicated[0].rows), ("b", 2));
+        assert_eq!(
+            (r.duplicated[0].version.id.as_str(), r.duplicated[0].rows),
+            ("b", 2)
+        );
         assert_eq!(r.dead_lettered.len(), 1);
         assert_eq!(r.dead_lettered[0].reasons, ["refused: TEXT_SIZE"]);
         assert!(r.missing.is_empty());
@@ -405,7 +411,12 @@ mod tests {
         assert_eq!(missing, ["c", "d"]);
 
         // Another text under the same id and timestamp is not the source's version.
-        let r = Reconciliation::new(&source[1..2], &[v("b", 1, "other", "2026-01-01")], &[], true);
+        let r = Reconciliation::new(
+            &source[1..2],
+            &[v("b", 1, "other", "2026-01-01")],
+            &[],
+            true,
+        );
         assert_eq!((r.missing.len(), r.superseded), (1, 1));
         // ... unless the lake has no text to compare.
         let r = Reconciliation::new(

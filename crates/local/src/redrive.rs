@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use etl_core::incremental::fingerprint;
 use etl_core::{
-    build_message, decode_message, Codec, ConsumeOptions, OutgoingMessage,
-    SentimentAnalyzer, VaderAnalyzer, WorkQueue,
+    build_message, decode_message, Catalog, Codec, ConsumeOptions, OutgoingMessage, SentimentAnalyzer,
+    VaderAnalyzer, WorkQueue,
 };
 use serde::Serialize;
 
@@ -178,6 +178,11 @@ pub async fn redrive_with(
                 "no catalog found (expected _catalog/sentiment.json); not a lake written by `etl run`",
             )
         })?;
+    let catalog = Arc::new(LocalCatalog::new(&lake, catalog_entry.include_text));
+    catalog.ensure_table().await.map_err(|e| RunError::Lake {
+        path: lake.clone(),
+        source: e,
+    })?;
     let mut state = LakeState::load(&lake)?;
     let dl_path = LakePaths::dead_letters(&lake);
     let dl_dir = dl_path.parent().map(Path::to_owned).unwrap_or_default();
@@ -257,7 +262,6 @@ pub async fn redrive_with(
     }
     let kept_bytes = std::fs::metadata(&dl_path).map_or(0, |m| m.len());
 
-    let catalog = Arc::new(LocalCatalog::new(&lake, catalog_entry.include_text));
     let queue = Arc::new(InProcessQueue::new(QueueConfig {
         max_receive_count: cfg.max_receive_count.max(1),
         capacity: cfg.workers.max(1) * cfg.batch_size.max(1) * 4,

@@ -34,7 +34,7 @@ use crate::lock::{LakeLock, LockError};
 use crate::queue::{InProcessQueue, QueueConfig};
 use crate::sink::FsSink;
 use crate::source::{FileSource, InputFormat};
-use crate::state::{Landed, LakeState, StateError};
+use crate::state::{LakeState, Landed, StateError};
 
 /// Settings of a local run.
 #[derive(Debug, Clone)]
@@ -578,8 +578,7 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
                         o.objects.iter().map(|x| x.1 as u64).sum(),
                         Ordering::Relaxed,
                     );
-                    p.files
-                        .fetch_add(o.objects.len() as u64, Ordering::Relaxed);
+                    p.files.fetch_add(o.objects.len() as u64, Ordering::Relaxed);
                     // Only what landed is recorded as sent: records refused
                     // (in `_dead_letter/`) are retried by the next run.
                     if o.refused.is_empty() && o.deferred.is_empty() {
@@ -591,11 +590,8 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
                             .map(|(id, _)| id.as_str())
                             .chain(o.deferred.iter().map(String::as_str))
                             .collect();
-                        p.landed.commit(
-                            m.records
-                                .iter()
-                                .filter(|r| !failed.contains(r.id.as_str())),
-                        );
+                        p.landed
+                            .commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
                     }
                     queue.ack(&d).await.map_err(|e| e.to_string())?;
                     p.counters.messages_done.fetch_add(1, Ordering::Relaxed);

@@ -28,13 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
 use etl_aws::sqs::MAX_BATCH_ENTRIES;
 use etl_aws::{
-    Clients, DynamoSource, LedgerRef, LockOutcome, ScanCheckpoint, ScanConfig, SqsQueue,
-    StateStore, Versioned,
+    Clients, DynamoSource, LedgerRef, LockOutcome, ScanConfig, SqsQueue, StateStore, Versioned,
 };
 use etl_core::incremental::{next_watermark, scan_floor, FilterCounts};
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
@@ -44,7 +43,7 @@ use etl_core::{
     SourceItem, WorkQueue,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use etl_aws::lambda::InvocationError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// What the invocation was asked to do.

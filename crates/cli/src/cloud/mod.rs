@@ -21,7 +21,7 @@ use etl_aws::Clients;
 use etl_local::format::{render, OutputFormat};
 
 pub use reconcile::reconcile;
-pub use redrive::{redrive, Method, RedriveOptions};
+pub use redrive::{redrive, RedriveOptions};
 pub use status::status;
 
 use crate::ops::{emit, human_bytes, write_report, REPORT_SQL};
@@ -60,7 +60,13 @@ pub struct Stack {
 
 impl Stack {
     /// A resource the command needs, or an error saying where it comes from.
-    pub fn need<'a>(&'a self, value: &'a Option<String>, what: &str, flag: &str, output: &str) -> Result<&'a str> {
+    pub fn need<'a>(
+        &'a self,
+        value: &'a Option<String>,
+        what: &str,
+        flag: &str,
+        output: &str,
+    ) -> Result<&'a str> {
         value.as_deref().ok_or_else(|| {
             anyhow!(
                 "no {what}: pass --{flag} or use a stack whose outputs include {output}{}",
@@ -162,7 +168,12 @@ pub async fn resolve(t: &Target, c: &Clients) -> Result<Stack> {
 }
 
 fn athena(s: &Stack, c: &Clients) -> Result<AthenaQuery> {
-    let wg = s.need(&s.workgroup, "Athena workgroup", "workgroup", "AthenaWorkGroupName")?;
+    let wg = s.need(
+        &s.workgroup,
+        "Athena workgroup",
+        "workgroup",
+        "AthenaWorkGroupName",
+    )?;
     let db = s.need(&s.database, "Glue database", "database", "GlueDatabaseName")?;
     Ok(AthenaQuery::new(c.athena.clone(), wg, db))
 }
@@ -195,7 +206,9 @@ pub async fn query(t: &Target, sql: &str, format: OutputFormat) -> Result<ExitCo
 /// The producer event a backfill sends (what its scheduler input accepts).
 pub fn backfill_event(full: bool, since: Option<DateTime<Utc>>) -> serde_json::Value {
     match (full, since) {
-        (_, Some(t)) => serde_json::json!({ "since": t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true) }),
+        (_, Some(t)) => {
+            serde_json::json!({ "since": t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true) })
+        }
         _ => serde_json::json!({ "mode": "full" }),
     }
 }
@@ -211,7 +224,12 @@ pub async fn backfill(
 ) -> Result<ExitCode> {
     let c = clients().await?;
     let s = resolve(t, &c).await?;
-    let function = s.need(&s.producer_function, "producer function", "producer-function", "ProducerFunctionArn")?;
+    let function = s.need(
+        &s.producer_function,
+        "producer function",
+        "producer-function",
+        "ProducerFunctionArn",
+    )?;
     let event = backfill_event(full, since);
     let lambda = aws_sdk_lambda::Client::new(&c.config);
     let out = lambda
@@ -241,7 +259,10 @@ pub async fn backfill(
         ))?;
     }
     if out.status_code() != 202 {
-        bail!("Invoke {function}: expected status 202 for an asynchronous invocation, got {}", out.status_code());
+        bail!(
+            "Invoke {function}: expected status 202 for an asynchronous invocation, got {}",
+            out.status_code()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -267,7 +288,9 @@ pub async fn report(t: &Target, out: &Path) -> Result<ExitCode> {
         out,
         &format!(
             "Sentiment, {}",
-            s.name.as_deref().map_or_else(|| "deployed pipeline".to_owned(), |n| format!("stack {n}"))
+            s.name
+                .as_deref()
+                .map_or_else(|| "deployed pipeline".to_owned(), |n| format!("stack {n}"))
         ),
         &format!(
             "Athena workgroup {}, database {}",
@@ -292,15 +315,23 @@ mod tests {
             parse_s3_location("s3://b/p/sentiment").unwrap(),
             ("b".into(), "p/sentiment/".into())
         );
-        assert_eq!(parse_s3_location("s3://b").unwrap(), ("b".into(), String::new()));
+        assert_eq!(
+            parse_s3_location("s3://b").unwrap(),
+            ("b".into(), String::new())
+        );
         assert!(parse_s3_location("https://b/x").is_err());
         assert!(parse_s3_location("s3:///x").is_err());
     }
 
     #[test]
     fn backfill_events_are_what_the_producer_accepts() {
-        assert_eq!(backfill_event(true, None), serde_json::json!({"mode": "full"}));
-        let t = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(
+            backfill_event(true, None),
+            serde_json::json!({"mode": "full"})
+        );
+        let t = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(
             backfill_event(false, Some(t)),
             serde_json::json!({"since": "2026-11-01T00:00:00Z"})

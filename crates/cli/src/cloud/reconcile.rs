@@ -48,19 +48,27 @@ pub struct CloudReconciliation {
 }
 
 /// Every `.parquet` object under `prefix`, with its size.
-pub(super) async fn list_parquet(c: &Clients, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>> {
+pub(super) async fn list_parquet(
+    c: &Clients,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     let mut token = None;
     for _ in 0..MAX_LIST_PAGES {
-        let page = c
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| anyhow!("ListObjectsV2 s3://{bucket}/{prefix}: {}", DisplayErrorContext(&e)))?;
+        let page =
+            c.s3.list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "ListObjectsV2 s3://{bucket}/{prefix}: {}",
+                        DisplayErrorContext(&e)
+                    )
+                })?;
         for o in page.contents() {
             if let Some(k) = o.key().filter(|k| k.ends_with(".parquet")) {
                 out.push((k.to_owned(), o.size().unwrap_or(0).max(0) as u64));
@@ -71,7 +79,9 @@ pub(super) async fn list_parquet(c: &Clients, bucket: &str, prefix: &str) -> Res
             _ => return Ok(out),
         }
     }
-    Err(anyhow!("s3://{bucket}/{prefix}: more than {MAX_LIST_PAGES} listing pages"))
+    Err(anyhow!(
+        "s3://{bucket}/{prefix}: more than {MAX_LIST_PAGES} listing pages"
+    ))
 }
 
 /// The versions in one Parquet object, and whether it has a `text` column.
@@ -84,12 +94,19 @@ fn object_versions(key: &str, bytes: bytes::Bytes, dt: &str) -> Result<(Vec<Vers
     let mut has_text = true;
     for b in reader {
         let b = b.with_context(|| format!("{key}: unreadable row group"))?;
-        let col = |n: &str| b.column_by_name(n).ok_or_else(|| anyhow!("{key}: no column {n}"));
-        let id = col("id")?.as_string_opt::<i32>().ok_or_else(|| anyhow!("{key}: id is not a string"))?;
+        let col = |n: &str| {
+            b.column_by_name(n)
+                .ok_or_else(|| anyhow!("{key}: no column {n}"))
+        };
+        let id = col("id")?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| anyhow!("{key}: id is not a string"))?;
         let up = col("updated_at")?
             .as_primitive_opt::<TimestampMicrosecondType>()
             .ok_or_else(|| anyhow!("{key}: updated_at is not a µs timestamp"))?;
-        let text = b.column_by_name("text").and_then(|c| c.as_string_opt::<i32>());
+        let text = b
+            .column_by_name("text")
+            .and_then(|c| c.as_string_opt::<i32>());
         has_text = text.is_some();
         for i in 0..b.num_rows() {
             out.push(Version::row(
@@ -104,7 +121,11 @@ fn object_versions(key: &str, bytes: bytes::Bytes, dt: &str) -> Result<(Vec<Vers
 }
 
 /// Receive every dead-letter message once, then make each visible again.
-async fn peek_dead_letters(c: &Clients, dlq: &str, budget: u64) -> Result<(Vec<(Version, String)>, usize, usize)> {
+async fn peek_dead_letters(
+    c: &Clients,
+    dlq: &str,
+    budget: u64,
+) -> Result<(Vec<(Version, String)>, usize, usize)> {
     let mut dead = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut unreadable = 0;
@@ -140,9 +161,10 @@ async fn peek_dead_letters(c: &Clients, dlq: &str, budget: u64) -> Result<(Vec<(
                     .and_then(|a| a.get(k))
                     .and_then(|v| v.string_value.clone())
             };
-            let reasons: serde_json::Map<String, serde_json::Value> = attr(etl_aws::sqs::ATTR_REASONS)
-                .and_then(|j| serde_json::from_str(&j).ok())
-                .unwrap_or_default();
+            let reasons: serde_json::Map<String, serde_json::Value> =
+                attr(etl_aws::sqs::ATTR_REASONS)
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default();
             let summary = attr(etl_aws::sqs::ATTR_REASON).unwrap_or_else(|| {
                 format!(
                     "message {} failed its maximum receives (the consumer's logs say why)",
@@ -183,7 +205,12 @@ async fn peek_dead_letters(c: &Clients, dlq: &str, budget: u64) -> Result<(Vec<(
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| anyhow!("ChangeMessageVisibilityBatch {dlq}: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow!(
+                    "ChangeMessageVisibilityBatch {dlq}: {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
     }
     Ok((dead, seen.len(), unreadable))
 }
@@ -192,24 +219,39 @@ async fn peek_dead_letters(c: &Clients, dlq: &str, budget: u64) -> Result<(Vec<(
 pub async fn reconcile(t: &Target, fields: FieldMap, show: usize, json: bool) -> Result<ExitCode> {
     let c = clients().await?;
     let s = resolve(t, &c).await?;
-    let table = s.need(&s.source_table, "source table", "source-table", "SourceTableName")?;
-    let bucket = s.need(&s.bucket, "lake bucket", "lake-location", "LakeLocation")?.to_owned();
+    let table = s.need(
+        &s.source_table,
+        "source table",
+        "source-table",
+        "SourceTableName",
+    )?;
+    let bucket = s
+        .need(&s.bucket, "lake bucket", "lake-location", "LakeLocation")?
+        .to_owned();
     let prefix = s.table_prefix.clone().unwrap_or_default();
 
     let bar = crate::ops::spinner("scanning the source table");
     let mut scan = ScanConfig::new(table);
     scan.fields = fields;
-    let mut source = DynamoSource::open(c.dynamodb.clone(), scan).context("opening the source scan")?;
+    let mut source =
+        DynamoSource::open(c.dynamodb.clone(), scan).context("opening the source scan")?;
     let mut source_versions = Vec::new();
     let mut rejected = 0u64;
-    while let Some(chunk) = source.next_chunk().await.context("scanning the source table")? {
+    while let Some(chunk) = source
+        .next_chunk()
+        .await
+        .context("scanning the source table")?
+    {
         for item in chunk {
             match item {
                 SourceItem::Record(r) => source_versions.push(Version::of(&r)),
                 SourceItem::Rejected(_) => rejected += 1,
             }
         }
-        bar.set_message(format!("scanning the source table: {} items", source_versions.len()));
+        bar.set_message(format!(
+            "scanning the source table: {} items",
+            source_versions.len()
+        ));
     }
     drop(source);
     bar.finish_and_clear();
@@ -217,36 +259,45 @@ pub async fn reconcile(t: &Target, fields: FieldMap, show: usize, json: bool) ->
     let keys = list_parquet(&c, &bucket, &prefix).await?;
     let bar = crate::ops::counter_bar(keys.len() as u64, "reading the lake's objects");
     let s3 = c.s3.clone();
-    let per_object: Vec<(Vec<Version>, bool)> = futures::stream::iter(keys.iter().map(|(key, _)| {
-        let (s3, bucket, key, prefix, bar) = (s3.clone(), bucket.clone(), key.clone(), prefix.clone(), bar.clone());
-        async move {
-            let obj = s3
-                .get_object()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| anyhow!("GetObject s3://{bucket}/{key}: {}", DisplayErrorContext(&e)))?;
-            let bytes = obj
-                .body
-                .collect()
-                .await
-                .map_err(|e| anyhow!("GetObject s3://{bucket}/{key}: {e}"))?
-                .into_bytes();
-            let dt = key
-                .strip_prefix(prefix.as_str())
-                .and_then(|k| k.split('/').next())
-                .and_then(|d| d.strip_prefix("dt="))
-                .unwrap_or_default()
-                .to_owned();
-            let r = object_versions(&key, bytes, &dt);
-            bar.inc(1);
-            r
-        }
-    }))
-    .buffer_unordered(CONCURRENT_GETS)
-    .try_collect()
-    .await?;
+    let per_object: Vec<(Vec<Version>, bool)> =
+        futures::stream::iter(keys.iter().map(|(key, _)| {
+            let (s3, bucket, key, prefix, bar) = (
+                s3.clone(),
+                bucket.clone(),
+                key.clone(),
+                prefix.clone(),
+                bar.clone(),
+            );
+            async move {
+                let obj = s3
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow!("GetObject s3://{bucket}/{key}: {}", DisplayErrorContext(&e))
+                    })?;
+                let bytes = obj
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| anyhow!("GetObject s3://{bucket}/{key}: {e}"))?
+                    .into_bytes();
+                let dt = key
+                    .strip_prefix(prefix.as_str())
+                    .and_then(|k| k.split('/').next())
+                    .and_then(|d| d.strip_prefix("dt="))
+                    .unwrap_or_default()
+                    .to_owned();
+                let r = object_versions(&key, bytes, &dt);
+                bar.inc(1);
+                r
+            }
+        }))
+        .buffer_unordered(CONCURRENT_GETS)
+        .try_collect()
+        .await?;
     bar.finish_and_clear();
     let has_text = per_object.iter().all(|(_, t)| *t);
     let lake: Vec<Version> = per_object.into_iter().flat_map(|(v, _)| v).collect();

@@ -47,7 +47,9 @@ impl std::str::FromStr for Method {
             "auto" => Ok(Method::Auto),
             "move-task" => Ok(Method::MoveTask),
             "receive" => Ok(Method::Receive),
-            o => Err(format!("unknown --method {o:?}: expected auto, move-task or receive")),
+            o => Err(format!(
+                "unknown --method {o:?}: expected auto, move-task or receive"
+            )),
         }
     }
 }
@@ -97,7 +99,13 @@ async fn queue_arn(c: &Clients, url: &str) -> Result<String> {
 }
 
 /// Start a move task and follow it to the end (bounded by `limit`).
-async fn move_task(c: &Clients, dlq_arn: &str, work_arn: &str, rate: u32, limit: Duration) -> Result<u64> {
+async fn move_task(
+    c: &Clients,
+    dlq_arn: &str,
+    work_arn: &str,
+    rate: u32,
+    limit: Duration,
+) -> Result<u64> {
     let handle = c
         .sqs
         .start_message_move_task()
@@ -159,7 +167,13 @@ async fn move_task(c: &Clients, dlq_arn: &str, work_arn: &str, rate: u32, limit:
 
 /// Receive from the dead-letter queue, send to the work queue, then delete;
 /// at most `budget` messages, at `rate` per second.
-async fn receive_send_delete(c: &Clients, dlq: &str, work: &str, rate: u32, budget: u64) -> Result<u64> {
+async fn receive_send_delete(
+    c: &Clients,
+    dlq: &str,
+    work: &str,
+    rate: u32,
+    budget: u64,
+) -> Result<u64> {
     let limiter = RateLimiter::per_second(f64::from(rate.max(1)));
     let bar = crate::ops::counter_bar(budget, "moving dead letters");
     let mut moved = 0u64;
@@ -196,7 +210,10 @@ async fn receive_send_delete(c: &Clients, dlq: &str, work: &str, rate: u32, budg
             for (k, v) in m.message_attributes.clone().unwrap_or_default() {
                 e = e.message_attributes(k, v);
             }
-            entries.push(e.build().map_err(|e| anyhow!("SendMessageBatch entry: {e}"))?);
+            entries.push(
+                e.build()
+                    .map_err(|e| anyhow!("SendMessageBatch entry: {e}"))?,
+            );
             handles.insert(id, m.receipt_handle.clone().unwrap_or_default());
         }
         let sent = c
@@ -254,8 +271,17 @@ async fn receive_send_delete(c: &Clients, dlq: &str, work: &str, rate: u32, budg
 pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCode> {
     let c = clients().await?;
     let s = resolve(t, &c).await?;
-    let dlq = s.need(&s.dlq_url, "dead-letter queue", "dlq-url", "WorkDeadLetterQueueUrl")?.to_owned();
-    let work = s.need(&s.queue_url, "work queue", "queue-url", "WorkQueueUrl")?.to_owned();
+    let dlq = s
+        .need(
+            &s.dlq_url,
+            "dead-letter queue",
+            "dlq-url",
+            "WorkDeadLetterQueueUrl",
+        )?
+        .to_owned();
+    let work = s
+        .need(&s.queue_url, "work queue", "queue-url", "WorkQueueUrl")?
+        .to_owned();
     let before = queue_depth(&c, &dlq).await?;
     let waiting = before.visible + before.delayed;
     let mut r = CloudRedrive {
@@ -264,20 +290,27 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
     };
     // Bounded: what is there now, plus what arrives while moving (a little).
     let budget = waiting + before.in_flight + 100;
-    let limit = Duration::from_secs(60) + Duration::from_secs(budget / u64::from(o.rate.max(1)) * 2);
+    let limit =
+        Duration::from_secs(60) + Duration::from_secs(budget / u64::from(o.rate.max(1)) * 2);
     r.moved = match o.method {
         Method::Receive => {
             r.method = "receive".into();
             receive_send_delete(&c, &dlq, &work, o.rate, budget).await?
         }
         Method::MoveTask | Method::Auto => {
-            let arns = async { Ok::<_, anyhow::Error>((queue_arn(&c, &dlq).await?, queue_arn(&c, &work).await?)) }.await?;
+            let arns = async {
+                Ok::<_, anyhow::Error>((queue_arn(&c, &dlq).await?, queue_arn(&c, &work).await?))
+            }
+            .await?;
             match move_task(&c, &arns.0, &arns.1, o.rate, limit).await {
                 Ok(n) => {
                     r.method = "move-task".into();
                     n
                 }
-                Err(e) if o.method == Method::Auto && e.to_string().starts_with("StartMessageMoveTask") => {
+                Err(e)
+                    if o.method == Method::Auto
+                        && e.to_string().starts_with("StartMessageMoveTask") =>
+                {
                     eprintln!("StartMessageMoveTask is not available here ({e:#}); moving by receive, send and delete");
                     r.fallback_reason = Some(format!("{e:#}"));
                     r.method = "receive".into();
@@ -320,9 +353,16 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
         match (r.failed_again, r.came_back) {
             (Some(f), Some(b)) => {
                 let _ = writeln!(t, "came back           {b:>10}  (not dead-lettered again)");
-                let _ = writeln!(t, "failed again        {f:>10}  (in the dead-letter queue now)");
+                let _ = writeln!(
+                    t,
+                    "failed again        {f:>10}  (in the dead-letter queue now)"
+                );
                 if !r.drained {
-                    let _ = writeln!(t, "the work queue had not drained after {:?}: run `etl status` later", o.wait);
+                    let _ = writeln!(
+                        t,
+                        "the work queue had not drained after {:?}: run `etl status` later",
+                        o.wait
+                    );
                 }
             }
             _ => {

@@ -72,9 +72,23 @@ pub struct CloudStatus {
 pub(super) async fn producer_state(
     s: &Stack,
     c: &Clients,
-) -> Result<(Option<ProducerState>, Option<RunCheckpoint>, Option<(String, i64)>)> {
-    let table = s.need(&s.state_table, "state table", "state-table", "StateTableName")?;
-    let scope = s.need(&s.source_table, "source table", "source-table", "SourceTableName")?;
+) -> Result<(
+    Option<ProducerState>,
+    Option<RunCheckpoint>,
+    Option<(String, i64)>,
+)> {
+    let table = s.need(
+        &s.state_table,
+        "state table",
+        "state-table",
+        "StateTableName",
+    )?;
+    let scope = s.need(
+        &s.source_table,
+        "source table",
+        "source-table",
+        "SourceTableName",
+    )?;
     let store = StateStore::new(c.dynamodb.clone(), table, scope);
     let state = store
         .load_watermark::<ProducerState>()
@@ -134,7 +148,12 @@ async fn oldest_age(c: &Clients, queue_name: &str) -> Option<f64> {
         .get_metric_statistics()
         .namespace("AWS/SQS")
         .metric_name("ApproximateAgeOfOldestMessage")
-        .dimensions(Dimension::builder().name("QueueName").value(queue_name).build())
+        .dimensions(
+            Dimension::builder()
+                .name("QueueName")
+                .value(queue_name)
+                .build(),
+        )
         .start_time(AwsTime::from_secs(now - 900))
         .end_time(AwsTime::from_secs(now + 60))
         .period(60)
@@ -193,7 +212,10 @@ pub async fn status(t: &Target, runs: usize, json: bool) -> Result<ExitCode> {
         Vec::new()
     };
     bar.finish_and_clear();
-    let mut history = state.as_ref().map(|s| s.history.clone()).unwrap_or_default();
+    let mut history = state
+        .as_ref()
+        .map(|s| s.history.clone())
+        .unwrap_or_default();
     if history.is_empty() {
         // State written before the history was kept: the last run alone.
         history.extend(state.as_ref().and_then(|s| s.last_run.clone()));
@@ -229,8 +251,10 @@ fn depth_line(o: &mut String, label: &str, q: &Option<QueueDepth>) {
                 q.visible,
                 q.in_flight,
                 q.delayed,
-                q.oldest_age_secs
-                    .map_or_else(|| "unknown (no CloudWatch datapoint)".into(), |a| format!("{a:.0} s"))
+                q.oldest_age_secs.map_or_else(
+                    || "unknown (no CloudWatch datapoint)".into(),
+                    |a| format!("{a:.0} s")
+                )
             );
         }
     }
@@ -244,7 +268,8 @@ fn text(s: &CloudStatus) -> String {
     let _ = writeln!(
         o,
         "watermark           {}",
-        s.watermark.map_or_else(|| "none (no completed run)".into(), |w| w.to_rfc3339())
+        s.watermark
+            .map_or_else(|| "none (no completed run)".into(), |w| w.to_rfc3339())
     );
     match &s.checkpoint {
         None => {
@@ -271,7 +296,8 @@ fn text(s: &CloudStatus) -> String {
             let _ = writeln!(
                 o,
                 "lock                held by {owner} until {}",
-                DateTime::from_timestamp(*exp, 0).map_or_else(|| exp.to_string(), |t| t.to_rfc3339())
+                DateTime::from_timestamp(*exp, 0)
+                    .map_or_else(|| exp.to_string(), |t| t.to_rfc3339())
             );
         }
     }
@@ -287,10 +313,20 @@ fn text(s: &CloudStatus) -> String {
     );
     let shown = &s.partitions[s.partitions.len().saturating_sub(10)..];
     for p in shown {
-        let _ = writeln!(o, "  dt={}  {:>5} file(s)  {:>10}", p.dt, p.files, human_bytes(p.bytes));
+        let _ = writeln!(
+            o,
+            "  dt={}  {:>5} file(s)  {:>10}",
+            p.dt,
+            p.files,
+            human_bytes(p.bytes)
+        );
     }
     if s.partitions.len() > shown.len() {
-        let _ = writeln!(o, "  … {} older partition(s)", s.partitions.len() - shown.len());
+        let _ = writeln!(
+            o,
+            "  … {} older partition(s)",
+            s.partitions.len() - shown.len()
+        );
     }
     let _ = writeln!(o, "last runs           {}", s.runs.len());
     if !s.runs.is_empty() {
