@@ -174,7 +174,8 @@ impl Deployed {
                     3 => "z".repeat(200),
                     i => format!("p{i:04}"),
                 };
-                let at = now - chrono::Duration::minutes(i as i64 % 90);
+                // Within the producer's lookback of the last watermark, as new writes are.
+                let at = now - chrono::Duration::minutes(i as i64 % 30);
                 HashMap::from([
                     ("id".to_string(), AttributeValue::S(id)),
                     (
