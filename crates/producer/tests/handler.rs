@@ -509,7 +509,10 @@ async fn a_conflicting_version_with_the_same_key_is_sent() {
 /// twice and sends later updates of some of them.
 #[tokio::test]
 async fn a_bulk_load_sharing_one_timestamp_completes_every_night() {
-    let mut e = env(4, None, None).await;
+    // Pages of 1,000: moto builds a 1 MB page of this table in seconds per
+    // segment, and four segments at once on two cores reach the client's
+    // 30 s operation timeout (seen here); DynamoDB serves either in milliseconds.
+    let mut e = env(4, Some(1000), None).await;
     e.config.message_budget = 200 * 1024;
     let at = now() - 600;
     let n = 16_000;
