@@ -27,7 +27,9 @@ impl std::str::FromStr for Method {
     }
 }
 
-/// Options of a cloud redrive (cloud build).
+/// Options of a cloud redrive (cloud build): filled by the dispatcher,
+/// read only by the cloud build.
+#[allow(dead_code)]
 pub struct RedriveOptions {
     /// Messages per second.
     pub rate: u32,

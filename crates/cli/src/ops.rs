@@ -423,6 +423,7 @@ pub fn write_report(out: &Path, title: &str, source: &str, rows: &[DailyRow]) ->
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "cloud")]
 /// A spinner on a terminal (hidden otherwise) for long cloud calls.
 pub fn spinner(message: &str) -> indicatif::ProgressBar {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -434,6 +435,7 @@ pub fn spinner(message: &str) -> indicatif::ProgressBar {
     bar
 }
 
+#[cfg(feature = "cloud")]
 /// A bar counting to `len` on a terminal (hidden otherwise).
 pub fn counter_bar(len: u64, message: &str) -> indicatif::ProgressBar {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -696,7 +696,7 @@ mod tests {
                 "{max}: {t:?}"
             );
             assert!(
-                t[1] % pow == 0 && matches!(t[1] / pow, 1 | 2 | 5),
+                t[1].is_multiple_of(pow) && matches!(t[1] / pow, 1 | 2 | 5),
                 "{max}: {t:?}"
             );
         }

@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use etl_core::incremental::fingerprint;
 use etl_core::{
-    build_message, decode_message, Catalog, Codec, ConsumeOptions, OutgoingMessage, SentimentAnalyzer,
-    VaderAnalyzer, WorkQueue,
+    build_message, decode_message, Catalog, Codec, ConsumeOptions, OutgoingMessage,
+    SentimentAnalyzer, VaderAnalyzer, WorkQueue,
 };
 use serde::Serialize;
 
