@@ -159,7 +159,7 @@ struct RedriveArgs {
     /// Cloud: how to move them: `auto` (StartMessageMoveTask, falling back
     /// to receive, send and delete where the API is missing), `move-task`
     /// or `receive`.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "move-task", "receive"])]
     method: String,
     /// Local: receives before a message that fails again is dead-lettered again.
     #[arg(long, default_value_t = 3)]
@@ -439,9 +439,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         },
         Command::Reconcile(a) => match a.target.lake.clone() {
             Some(lake) => {
-                let input = a.input.clone().ok_or_else(|| {
-                    anyhow::anyhow!("--input FILE is required with --lake: the source to reconcile the lake with")
-                })?;
+                let Some(input) = a.input.clone() else {
+                    eprintln!("error: --input FILE is required with --lake: the source to reconcile the lake with");
+                    return Ok(ExitCode::from(2));
+                };
                 runtime(default_workers())?.block_on(ops::reconcile(
                     &input,
                     a.format,

@@ -3,7 +3,7 @@
 //! say what happened last night. Informational only: nothing decides on it,
 //! and a line that cannot be read is skipped (and counted), never fatal.
 
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -51,15 +51,27 @@ pub fn append(lake: &Path, run: &RunRecord) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(&path)?;
-    let mut line = serde_json::to_vec(run).expect("run record serialises");
+    let mut line = Vec::new();
+    // A line torn by a crash must not swallow this record.
+    if f.metadata()?.len() > 0 {
+        let mut last = [0u8];
+        let mut r = std::fs::File::open(&path)?;
+        r.seek(std::io::SeekFrom::End(-1))?;
+        r.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.push(b'\n');
+        }
+    }
+    line.extend(serde_json::to_vec(run).expect("run record serialises"));
     line.push(b'\n');
     f.write_all(&line)
 }
 
 /// The last `n` runs, oldest first, and how many lines could not be read.
 pub fn last(lake: &Path, n: usize) -> std::io::Result<(Vec<RunRecord>, usize)> {
-    let text = match std::fs::read_to_string(runs_path(lake)) {
-        Ok(t) => t,
+    // Lossy: damaged bytes spoil their line, not the log.
+    let text = match std::fs::read(runs_path(lake)) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     };
@@ -106,5 +118,32 @@ mod tests {
         let (runs, bad) = last(dir.path(), 2).unwrap();
         assert_eq!(runs.iter().map(|r| r.read).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(bad, 1);
+        // A torn last line with invalid UTF-8 and no newline: the next
+        // record is still a line of its own.
+        append(
+            dir.path(),
+            &RunRecord {
+                read: 9,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(runs_path(dir.path()))
+            .unwrap()
+            .write_all(b"{\"torn \xff\xfe")
+            .unwrap();
+        append(
+            dir.path(),
+            &RunRecord {
+                read: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (runs, bad) = last(dir.path(), 3).unwrap();
+        assert_eq!(runs.iter().map(|r| r.read).collect::<Vec<_>>(), [3, 9, 10]);
+        assert_eq!(bad, 2);
     }
 }

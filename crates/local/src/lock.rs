@@ -126,6 +126,23 @@ impl LakeLock {
         Ok(Self { _file: file, path })
     }
 
+    /// Who holds the lock (`None`: nobody), without taking it for more than
+    /// an instant and without writing to the lock file: `etl status` looks,
+    /// a run starting at the same moment still gets the lock.
+    pub fn holder(lake: &Path) -> Result<Option<String>, LockError> {
+        let path = lock_path(lake);
+        let mut file = match File::options().read(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LockError::Io { path, source }),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Some(read_holder(&mut file))),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path

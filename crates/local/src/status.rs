@@ -14,7 +14,7 @@ use etl_core::output::TABLE_NAME;
 use serde::Serialize;
 
 use crate::history::{self, RunRecord};
-use crate::lock::{LakeLock, LockError};
+use crate::lock::LakeLock;
 use crate::queue::DeadLetter;
 use crate::run::LakePaths;
 use crate::state::{read_summary, StateSummary};
@@ -146,16 +146,12 @@ pub fn status(lake: &Path, runs: usize) -> std::io::Result<LakeStatus> {
         Ok(s) => (s, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let lock = if crate::lock::lock_path(lake).exists() {
-        match LakeLock::try_acquire(lake) {
-            Ok(_free) => LockState::Free,
-            Err(LockError::Busy { holder, .. }) => LockState::Held { holder },
-            Err(e) => LockState::Held {
-                holder: format!("unknown ({e})"),
-            },
-        }
-    } else {
-        LockState::Free
+    let lock = match LakeLock::holder(lake) {
+        Ok(None) => LockState::Free,
+        Ok(Some(holder)) => LockState::Held { holder },
+        Err(e) => LockState::Held {
+            holder: format!("unknown ({e})"),
+        },
     };
     let (runs, _) = history::last(lake, runs)?;
     Ok(LakeStatus {

@@ -20,6 +20,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use etl_aws::rate::RateLimiter;
+use etl_aws::sqs::MAX_BATCH_BYTES;
 use etl_aws::Clients;
 use serde::Serialize;
 
@@ -76,6 +77,8 @@ pub struct CloudRedrive {
     pub dead_letters_before: u64,
     /// Messages moved to the work queue.
     pub moved: u64,
+    /// Messages the work queue refused (they stay in the dead-letter queue).
+    pub not_moved: u64,
     /// Whether the work queue drained within `--wait`.
     pub drained: bool,
     /// Messages in the dead-letter queue after waiting: what failed again
@@ -173,17 +176,20 @@ async fn receive_send_delete(
     work: &str,
     rate: u32,
     budget: u64,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let limiter = RateLimiter::per_second(f64::from(rate.max(1)));
     let bar = crate::ops::counter_bar(budget, "moving dead letters");
-    let mut moved = 0u64;
+    let (mut moved, mut not_moved) = (0u64, 0u64);
+    // Every receive counts against the budget, moved or not: a work queue
+    // that refuses every send cannot keep this loop going.
+    let mut received = 0u64;
     let mut empty = 0;
-    while moved < budget && empty < 2 {
+    while received < budget && empty < 2 {
         let out = c
             .sqs
             .receive_message()
             .queue_url(dlq)
-            .max_number_of_messages(10.min((budget - moved).max(1)) as i32)
+            .max_number_of_messages(10.min((budget - received).max(1)) as i32)
             .wait_time_seconds(1)
             .visibility_timeout(120)
             .message_attribute_names("All")
@@ -197,44 +203,67 @@ async fn receive_send_delete(
             continue;
         }
         empty = 0;
+        received += messages.len() as u64;
         let mut entries = Vec::new();
+        let mut sizes = Vec::new();
         let mut handles = HashMap::new();
         for (i, m) in messages.iter().enumerate() {
             limiter.acquire().await;
             let id = format!("m{i}");
+            let body = m.body.clone().unwrap_or_default();
+            let mut size = body.len();
             let mut e = SendMessageBatchRequestEntry::builder()
                 .id(&id)
-                .message_body(m.body.clone().unwrap_or_default());
+                .message_body(body);
             // The reasons stay with the message: a consumer ignores them,
             // an operator reading the queue later still sees its history.
             for (k, v) in m.message_attributes.clone().unwrap_or_default() {
+                size += k.len() + v.data_type().len() + v.string_value().map_or(0, str::len);
                 e = e.message_attributes(k, v);
             }
+            sizes.push(size);
             entries.push(
                 e.build()
                     .map_err(|e| anyhow!("SendMessageBatch entry: {e}"))?,
             );
             handles.insert(id, m.receipt_handle.clone().unwrap_or_default());
         }
-        let sent = c
-            .sqs
-            .send_message_batch()
-            .queue_url(work)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| anyhow!("SendMessageBatch {work}: {}", DisplayErrorContext(&e)))?;
-        for f in sent.failed() {
-            eprintln!(
-                "could not move a message ({}: {}); it stays in the dead-letter queue",
-                f.code(),
-                f.message().unwrap_or_default()
-            );
+        // Ten entries fit one call only while their bodies and attributes
+        // stay within SQS's batch limit: packed messages are near it alone.
+        let mut successful = Vec::new();
+        let mut entries = entries.into_iter().zip(sizes).peekable();
+        while entries.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some((_, size)) = entries.peek() {
+                if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                    break;
+                }
+                let (e, size) = entries.next().expect("peeked");
+                bytes += size;
+                chunk.push(e);
+            }
+            let sent = c
+                .sqs
+                .send_message_batch()
+                .queue_url(work)
+                .set_entries(Some(chunk))
+                .send()
+                .await
+                .map_err(|e| anyhow!("SendMessageBatch {work}: {}", DisplayErrorContext(&e)))?;
+            for f in sent.failed() {
+                not_moved += 1;
+                eprintln!(
+                    "could not move a message ({}: {}); it stays in the dead-letter queue",
+                    f.code(),
+                    f.message().unwrap_or_default()
+                );
+            }
+            successful.extend(sent.successful().iter().map(|s| s.id().to_owned()));
         }
-        let deletes: Vec<DeleteMessageBatchRequestEntry> = sent
-            .successful()
+        let deletes: Vec<DeleteMessageBatchRequestEntry> = successful
             .iter()
-            .filter_map(|s| handles.get(s.id()).map(|h| (s.id(), h)))
+            .filter_map(|id| handles.get(id).map(|h| (id, h)))
             .map(|(id, h)| {
                 DeleteMessageBatchRequestEntry::builder()
                     .id(id)
@@ -264,7 +293,7 @@ async fn receive_send_delete(
         bar.set_position(moved);
     }
     bar.finish_and_clear();
-    Ok(moved)
+    Ok((moved, not_moved))
 }
 
 /// `etl redrive --stack`.
@@ -292,7 +321,7 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
     let budget = waiting + before.in_flight + 100;
     let limit =
         Duration::from_secs(60) + Duration::from_secs(budget / u64::from(o.rate.max(1)) * 2);
-    r.moved = match o.method {
+    (r.moved, r.not_moved) = match o.method {
         Method::Receive => {
             r.method = "receive".into();
             receive_send_delete(&c, &dlq, &work, o.rate, budget).await?
@@ -305,7 +334,7 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
             match move_task(&c, &arns.0, &arns.1, o.rate, limit).await {
                 Ok(n) => {
                     r.method = "move-task".into();
-                    n
+                    (n, 0)
                 }
                 Err(e)
                     if o.method == Method::Auto
@@ -342,7 +371,8 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
         let after = queue_depth(&c, &dlq).await?;
         let failed = after.visible + after.in_flight + after.delayed;
         r.failed_again = Some(failed);
-        r.came_back = Some(r.moved.saturating_sub(failed));
+        // Until the work queue drained, what is not back yet may still be.
+        r.came_back = r.drained.then(|| r.moved.saturating_sub(failed));
     }
     if json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&r)?))?;
@@ -350,9 +380,18 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
         let mut t = String::new();
         let _ = writeln!(t, "dead letters before {:>10}", r.dead_letters_before);
         let _ = writeln!(t, "moved               {:>10}  ({})", r.moved, r.method);
+        if r.not_moved > 0 {
+            let _ = writeln!(
+                t,
+                "not moved           {:>10}  (refused by the work queue; still dead-lettered)",
+                r.not_moved
+            );
+        }
         match (r.failed_again, r.came_back) {
-            (Some(f), Some(b)) => {
-                let _ = writeln!(t, "came back           {b:>10}  (not dead-lettered again)");
+            (Some(f), b) => {
+                if let Some(b) = b {
+                    let _ = writeln!(t, "came back           {b:>10}  (not dead-lettered again)");
+                }
                 let _ = writeln!(
                     t,
                     "failed again        {f:>10}  (in the dead-letter queue now)"
@@ -371,7 +410,11 @@ pub async fn redrive(t: &Target, o: RedriveOptions, json: bool) -> Result<ExitCo
         }
         emit(&t)?;
     }
-    Ok(if r.failed_again.is_some_and(|f| f > 0) {
+    Ok(if r.not_moved > 0 {
+        ExitCode::FAILURE
+    } else if r.failed_again.is_some_and(|f| f > 0)
+        || (!o.wait.is_zero() && !r.drained && r.moved > 0)
+    {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
