@@ -96,8 +96,9 @@ pub fn dead_letter_versions(lake: &Path) -> std::io::Result<(Vec<(Version, Strin
     let mut out = Vec::new();
     let mut unreadable = 0;
     for f in files {
-        let text = match std::fs::read_to_string(&f) {
-            Ok(t) => t,
+        // Lossy: a damaged line is counted unreadable, not fatal.
+        let text = match std::fs::read(&f) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };

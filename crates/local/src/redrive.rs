@@ -199,20 +199,34 @@ pub async fn redrive_with(
     let files = in_progress(&lake);
 
     let mut summary = RedriveSummary::default();
-    let mut unreadable: Vec<String> = Vec::new();
+    let mut unreadable: Vec<Vec<u8>> = Vec::new();
     let mut messages: Vec<OutgoingMessage> = Vec::new();
     let mut seen = HashSet::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| io_err("read", f, e))?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(letter) = serde_json::from_str::<DeadLetter>(line) else {
-                summary.unreadable += 1;
-                unreadable.push(line.to_owned());
+    // An interrupted redrive may already have put its unreadable lines back
+    // (they are then in two files): the same bytes are kept once.
+    let mut seen_unreadable = HashSet::new();
+    let contents = files
+        .iter()
+        .map(|f| std::fs::read(f).map_err(|e| io_err("read", f, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for bytes in &contents {
+        // Bytes, not text: a damaged line goes back exactly as it was.
+        for line in bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+        {
+            let Ok(letter) = serde_json::from_slice::<DeadLetter>(line) else {
+                if seen_unreadable.insert(line) {
+                    summary.unreadable += 1;
+                    unreadable.push(line.to_vec());
+                }
                 continue;
             };
             let Ok(message) = decode_message(&letter.body) else {
-                summary.unreadable += 1;
-                unreadable.push(line.to_owned());
+                if seen_unreadable.insert(line) {
+                    summary.unreadable += 1;
+                    unreadable.push(line.to_vec());
+                }
                 continue;
             };
             summary.letters += 1;
@@ -256,7 +270,9 @@ pub async fn redrive_with(
             .open(&dl_path)
             .map_err(|e| io_err("open", &dl_path, e))?;
         for line in &unreadable {
-            writeln!(f, "{line}").map_err(|e| io_err("write", &dl_path, e))?;
+            f.write_all(line)
+                .and_then(|()| f.write_all(b"\n"))
+                .map_err(|e| io_err("write", &dl_path, e))?;
         }
         f.sync_all().map_err(|e| io_err("sync", &dl_path, e))?;
     }
