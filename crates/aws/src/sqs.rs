@@ -184,16 +184,24 @@ pub fn entry_id(index: usize, content_id: &str) -> String {
 /// Split messages into batches of at most 10 entries and 256 KiB of bodies.
 /// A single body over the limit is an error naming its content id.
 pub fn split_batches(messages: &[OutgoingMessage]) -> Result<Vec<Range<usize>>, String> {
+    let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
+    split_sizes(&sizes).map_err(|i| {
+        format!(
+            "message {} is {} bytes, over SQS's limit of {MAX_BATCH_BYTES}",
+            messages[i].content_id, sizes[i]
+        )
+    })
+}
+
+/// Split entries of these sizes into SendMessageBatch calls: at most 10
+/// entries and 256 KiB each. `Err(i)`: entry `i` alone is over the limit.
+pub fn split_sizes(sizes: &[usize]) -> Result<Vec<Range<usize>>, usize> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
-    for (i, m) in messages.iter().enumerate() {
-        let size = m.body.len();
+    for (i, &size) in sizes.iter().enumerate() {
         if size > MAX_BATCH_BYTES {
-            return Err(format!(
-                "message {} is {size} bytes, over SQS's limit of {MAX_BATCH_BYTES}",
-                m.content_id
-            ));
+            return Err(i);
         }
         if i > start && (i - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
             out.push(start..i);
@@ -202,8 +210,8 @@ pub fn split_batches(messages: &[OutgoingMessage]) -> Result<Vec<Range<usize>>, 
         }
         bytes += size;
     }
-    if start < messages.len() {
-        out.push(start..messages.len());
+    if start < sizes.len() {
+        out.push(start..sizes.len());
     }
     Ok(out)
 }

@@ -95,6 +95,15 @@ mod tests {
     fn appends_and_reads_the_newest_skipping_damaged_lines() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(last(dir.path(), 5).unwrap(), (vec![], 0));
+        // Bytes as a crash or a disk error leaves them.
+        let raw = |bytes: &[u8]| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(runs_path(dir.path()))
+                .unwrap()
+                .write_all(bytes)
+                .unwrap()
+        };
         let t = Utc::now();
         for i in 0..4 {
             append(
@@ -109,12 +118,7 @@ mod tests {
             )
             .unwrap();
         }
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(runs_path(dir.path()))
-            .unwrap()
-            .write_all(b"{\"torn\n")
-            .unwrap();
+        raw(b"{\"torn\n");
         let (runs, bad) = last(dir.path(), 2).unwrap();
         assert_eq!(runs.iter().map(|r| r.read).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(bad, 1);
@@ -128,12 +132,7 @@ mod tests {
             },
         )
         .unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(runs_path(dir.path()))
-            .unwrap()
-            .write_all(b"{\"torn \xff\xfe")
-            .unwrap();
+        raw(b"{\"torn \xff\xfe");
         append(
             dir.path(),
             &RunRecord {

@@ -20,7 +20,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use etl_aws::rate::RateLimiter;
-use etl_aws::sqs::MAX_BATCH_BYTES;
+use etl_aws::sqs::split_sizes;
 use etl_aws::Clients;
 use serde::Serialize;
 
@@ -230,19 +230,16 @@ async fn receive_send_delete(
         }
         // Ten entries fit one call only while their bodies and attributes
         // stay within SQS's batch limit: packed messages are near it alone.
+        let ranges = split_sizes(&sizes).map_err(|i| {
+            anyhow!(
+                "dead letter {} is {} bytes, over SQS's batch limit",
+                messages[i].message_id().unwrap_or_default(),
+                sizes[i]
+            )
+        })?;
         let mut successful = Vec::new();
-        let mut entries = entries.into_iter().zip(sizes).peekable();
-        while entries.peek().is_some() {
-            let mut chunk = Vec::new();
-            let mut bytes = 0;
-            while let Some((_, size)) = entries.peek() {
-                if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
-                    break;
-                }
-                let (e, size) = entries.next().expect("peeked");
-                bytes += size;
-                chunk.push(e);
-            }
+        for range in ranges {
+            let chunk = entries[range].to_vec();
             let sent = c
                 .sqs
                 .send_message_batch()
