@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};
-use etl_aws::testing::{
+use etl_testkit::{
     create_bucket, create_queue, create_table, moto, put_items, sqs_event_json, unique,
 };
 use etl_aws::{SqsQueue, StateStore};

@@ -4,7 +4,7 @@
 //! nothing else.
 //!
 //! AWS scenarios run the real producer and consumer handlers against moto
-//! through `etl_aws::testing::FaultProxy` (throttling, 5xx, connection
+//! through `etl_testkit::FaultProxy` (throttling, 5xx, connection
 //! resets, slow answers, partially failed SQS batches) and, for Comprehend,
 //! the loopback `ComprehendStub`. The SQS event source mapping is played by
 //! [`drain`]: receive a batch, run the handler, delete what succeeded, make
@@ -30,7 +30,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
 use consumer::{BatchHandler, Deps};
-use etl_aws::testing::{
+use etl_testkit::{
     create_bucket, create_queue_with_dlq, create_table, moto, put_items, sqs_event_json,
     stub_label, unique, ComprehendStub, Fault, FaultProxy, Rule, Trigger,
 };

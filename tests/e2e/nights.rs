@@ -15,7 +15,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use consumer::BatchHandler;
-use etl_aws::testing::{
+use etl_testkit::{
     create_bucket, create_queue, create_table, moto, put_items, sqs_event_json, unique,
 };
 use etl_aws::{Clients, SqsQueue, StateStore};

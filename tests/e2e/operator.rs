@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
-use etl_aws::testing::{
+use etl_testkit::{
     create_bucket, create_queue_with_dlq, create_table, moto, put_items, sqs_event_json, unique,
 };
 use etl_aws::{Clients, SqsQueue, StateStore};

@@ -19,10 +19,9 @@ use aws_sdk_athena::types::{
     QueryExecutionContext, QueryExecutionState, ResultConfiguration, StatementType,
 };
 use aws_sdk_athena::Client;
-use etl_core::backend::backoff;
 use etl_core::output::TABLE_NAME;
 use etl_core::views::views;
-use etl_core::{BackendError, QueryEngine};
+use etl_core::{BackendError, QueryEngine, RetryPolicy};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
@@ -60,8 +59,9 @@ pub struct AthenaQuery {
     workgroup: String,
     database: String,
     output_location: Option<String>,
-    poll_base: Duration,
-    poll_cap: Duration,
+    /// Polling: the delays between status checks (attempts are bounded by
+    /// `timeout`, not counted).
+    poll: RetryPolicy,
     timeout: Duration,
     views: OnceCell<()>,
 }
@@ -75,8 +75,7 @@ impl AthenaQuery {
             workgroup: workgroup.into(),
             database: database.into(),
             output_location: None,
-            poll_base: Duration::from_millis(200),
-            poll_cap: Duration::from_secs(2),
+            poll: RetryPolicy::new(u32::MAX, Duration::from_millis(200), Duration::from_secs(2)),
             timeout: Duration::from_secs(120),
             views: OnceCell::new(),
         }
@@ -90,8 +89,7 @@ impl AthenaQuery {
 
     /// Change polling backoff and the overall timeout.
     pub fn with_polling(mut self, base: Duration, cap: Duration, timeout: Duration) -> Self {
-        self.poll_base = base;
-        self.poll_cap = cap;
+        self.poll = RetryPolicy::new(u32::MAX, base, cap);
         self.timeout = timeout;
         self
     }
@@ -222,10 +220,7 @@ impl AthenaQuery {
                 ));
             }
             let remaining = self.timeout.saturating_sub(began.elapsed());
-            tokio::time::sleep(
-                backoff(attempt, self.poll_base, self.poll_cap, attempt as u64).min(remaining),
-            )
-            .await;
+            tokio::time::sleep(self.poll.delay(attempt, u64::from(attempt)).min(remaining)).await;
             attempt = attempt.saturating_add(1);
         }
     }

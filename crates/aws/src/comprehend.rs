@@ -27,7 +27,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use etl_core::backend::backoff;
+use etl_core::RetryPolicy;
 use etl_core::{AnalyzeError, Document, Engine, Label, Retry, SentimentAnalyzer, SentimentScore};
 use tracing::warn;
 
@@ -86,9 +86,7 @@ pub fn units_for(text: &str) -> u64 {
 pub struct ComprehendAnalyzer {
     client: Client,
     language: LanguageMode,
-    max_attempts: u32,
-    base_delay: Duration,
-    max_delay: Duration,
+    retry: RetryPolicy,
     units: AtomicU64,
     limiter: Option<Arc<RateLimiter>>,
 }
@@ -100,14 +98,16 @@ struct BatchAnswer<T> {
 }
 
 impl ComprehendAnalyzer {
-    /// An analyzer with 5 attempts per call and 200 ms–5 s backoff.
+    /// 5 attempts per call, 200 ms–5 s backoff.
+    pub const DEFAULT_RETRY: RetryPolicy =
+        RetryPolicy::new(5, Duration::from_millis(200), Duration::from_secs(5));
+
+    /// An analyzer with [`Self::DEFAULT_RETRY`].
     pub fn new(client: Client, language: LanguageMode) -> Self {
         Self {
             client,
             language,
-            max_attempts: 5,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
+            retry: Self::DEFAULT_RETRY,
             units: AtomicU64::new(0),
             limiter: None,
         }
@@ -123,14 +123,17 @@ impl ComprehendAnalyzer {
 
     /// Change the retry policy (attempts per call, backoff base and cap).
     pub fn with_retry(
-        mut self,
+        self,
         max_attempts: u32,
         base_delay: Duration,
         max_delay: Duration,
     ) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self.base_delay = base_delay;
-        self.max_delay = max_delay;
+        self.with_retry_policy(RetryPolicy::new(max_attempts, base_delay, max_delay))
+    }
+
+    /// Change the retry policy.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
         self
     }
 
@@ -141,7 +144,7 @@ impl ComprehendAnalyzer {
 
     /// Run a batch operation over `members` (document indices), retrying the
     /// whole call when it is throttled or fails transiently and resending only
-    /// the documents whose ErrorList entry is transient. Bounded by `max_attempts`.
+    /// the documents whose ErrorList entry is transient. Bounded by the retry policy's attempts.
     async fn run_batch<T, F, Fut>(
         &self,
         members: &[usize],
@@ -153,8 +156,8 @@ impl ComprehendAnalyzer {
     {
         let mut pending = members.to_vec();
         let mut done = Vec::with_capacity(members.len());
-        for attempt in 0..self.max_attempts {
-            let last = attempt + 1 == self.max_attempts;
+        for attempt in 0..self.retry.max_attempts {
+            let last = self.retry.is_last(attempt);
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
@@ -162,8 +165,7 @@ impl ComprehendAnalyzer {
                 Ok(a) => a,
                 Err(e) if e.retry == Retry::Retryable && !last => {
                     warn!(message = "Comprehend call failed, retrying.", code = %e.code, attempt, documents = pending.len());
-                    tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, seed()))
-                        .await;
+                    tokio::time::sleep(self.retry.delay(attempt, seed())).await;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -209,7 +211,7 @@ impl ComprehendAnalyzer {
                 attempt
             );
             pending = retry;
-            tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, seed())).await;
+            tokio::time::sleep(self.retry.delay(attempt, seed())).await;
         }
         Ok(done)
     }
@@ -444,6 +446,10 @@ where
 impl SentimentAnalyzer for ComprehendAnalyzer {
     fn engine(&self) -> Engine {
         Engine::Comprehend
+    }
+
+    fn take_billing_units(&self) -> u64 {
+        self.take_units()
     }
 
     async fn analyze(

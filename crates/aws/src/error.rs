@@ -85,13 +85,14 @@ pub(crate) fn backend_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = DisplayErrorContext(err).to_string();
-    BackendError {
-        retry: classify(err),
-        operation: operation.to_owned(),
-        target: target.into(),
-        message,
-    }
+    // The SDK error is borrowed (callers still read its code); its whole
+    // chain is in the message, which is what operators search logs for.
+    BackendError::new(
+        classify(err),
+        operation,
+        target,
+        DisplayErrorContext(err),
+    )
 }
 
 #[cfg(test)]

@@ -243,12 +243,12 @@ impl Catalog for GlueCatalog {
                 ));
             }
             if !failed.is_empty() {
-                return Err(BackendError {
+                return Err(BackendError::new(
                     retry,
-                    operation: "BatchCreatePartition".into(),
-                    target: self.target(),
-                    message: failed.join("; "),
-                });
+                    "BatchCreatePartition",
+                    self.target(),
+                    failed.join("; "),
+                ));
             }
             self.known
                 .lock()

@@ -127,6 +127,18 @@ impl InvocationError {
     }
 }
 
+/// What the Lambda runtime reports for a failed invocation: `errorType` is
+/// the retry class, so alarms and retry policies can tell them apart.
+#[cfg(feature = "lambda")]
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        Self {
+            error_type: e.error_type().to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
 impl From<BackendError> for InvocationError {
     fn from(e: BackendError) -> Self {
         Self {
@@ -183,6 +195,18 @@ mod tests {
             "{e}"
         );
         assert_eq!(list(&env, "L"), ["a", "b", "c"]);
+    }
+
+    #[cfg(feature = "lambda")]
+    #[test]
+    fn an_invocation_error_becomes_a_diagnostic_with_its_retry_class() {
+        let d = lambda_runtime::Diagnostic::from(InvocationError::retryable("GetItem throttled"));
+        assert_eq!(
+            (d.error_type.as_str(), d.error_message.as_str()),
+            ("Retryable", "GetItem throttled")
+        );
+        let d = lambda_runtime::Diagnostic::from(InvocationError::permanent("bad event"));
+        assert_eq!(d.error_type, "NonRetryable");
     }
 
     #[test]

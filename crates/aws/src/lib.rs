@@ -24,8 +24,6 @@ pub mod rate;
 pub mod s3;
 pub mod sqs;
 pub mod state;
-#[cfg(feature = "test-support")]
-pub mod testing;
 pub mod timeouts;
 
 use aws_config::{BehaviorVersion, SdkConfig};

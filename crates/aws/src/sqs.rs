@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use etl_core::backend::backoff;
+use etl_core::RetryPolicy;
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::{
     BackendError, DeadLetterMessage, DeadLetterSink, Delivery, OutgoingMessage, SendReport,
@@ -39,33 +39,36 @@ pub const MAX_BATCH_BYTES: usize = SQS_MAX_MESSAGE_BYTES;
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
-    max_attempts: u32,
-    base_delay: Duration,
-    max_delay: Duration,
+    retry: RetryPolicy,
 }
 
 impl SqsQueue {
-    /// The queue at `queue_url`, with 5 attempts per batch and 100 ms–5 s backoff.
+    /// 5 attempts per batch, 100 ms–5 s backoff.
+    pub const DEFAULT_RETRY: RetryPolicy =
+        RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(5));
+
+    /// The queue at `queue_url`, with [`Self::DEFAULT_RETRY`].
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
+            retry: Self::DEFAULT_RETRY,
         }
     }
 
     /// Change the retry policy for entries that failed transiently.
     pub fn with_retry(
-        mut self,
+        self,
         max_attempts: u32,
         base_delay: Duration,
         max_delay: Duration,
     ) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self.base_delay = base_delay;
-        self.max_delay = max_delay;
+        self.with_retry_policy(RetryPolicy::new(max_attempts, base_delay, max_delay))
+    }
+
+    /// Change the retry policy for entries that failed transiently.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
         self
     }
 
@@ -86,7 +89,7 @@ impl SqsQueue {
             .map(|(i, m)| (entry_id(offset + i, &m.content_id), m))
             .collect();
         let mut calls = 0;
-        for attempt in 0..self.max_attempts {
+        for attempt in 0..self.retry.max_attempts {
             let entries = pending
                 .iter()
                 .map(|(id, m)| {
@@ -131,14 +134,8 @@ impl SqsQueue {
                 retry.insert(f.id.clone());
             }
             pending.retain(|(id, _)| retry.contains(id));
-            if attempt + 1 < self.max_attempts {
-                tokio::time::sleep(backoff(
-                    attempt,
-                    self.base_delay,
-                    self.max_delay,
-                    jitter_seed(),
-                ))
-                .await;
+            if !self.retry.is_last(attempt) {
+                tokio::time::sleep(self.retry.delay(attempt, jitter_seed())).await;
             }
         }
         let ids: Vec<&str> = pending.iter().map(|(id, _)| id.as_str()).collect();
@@ -148,7 +145,7 @@ impl SqsQueue {
             format!(
                 "{} entries still failing after {} attempts: {}",
                 ids.len(),
-                self.max_attempts,
+                self.retry.max_attempts,
                 ids.join(", ")
             ),
         ))

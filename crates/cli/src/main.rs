@@ -371,7 +371,9 @@ fn main() -> ExitCode {
         // `etl query … | head`: the reader has what it wanted.
         Err(e) if ops::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Every cause once: library errors carry their cause's text in
+            // their own message, so `{e:#}` would say it twice.
+            eprintln!("error: {}", etl_core::Chain(&*e));
             ExitCode::from(1)
         }
     }
@@ -402,7 +404,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rt.block_on(async {
                 let q = DataFusionQuery::open(&lake).await?;
                 let batches = q.query(&a.sql).await?;
-                let mut text = render(&batches, a.format).map_err(anyhow::Error::msg)?;
+                let mut text = render(&batches, a.format)?;
                 if a.format == OutputFormat::Table {
                     text.push('\n');
                 }
@@ -618,7 +620,7 @@ fn run_local(cfg: RunConfig, json: bool, table: bool, report: Option<PathBuf>) -
             let b = q
                 .query("SELECT dt, sentiment, records, ROUND(avg_compound, 4) AS avg_compound FROM daily_sentiment ORDER BY dt, sentiment")
                 .await?;
-            anyhow::Ok(render(&b, OutputFormat::Table).map_err(anyhow::Error::msg)?)
+            anyhow::Ok(render(&b, OutputFormat::Table)?)
         })?;
         ops::emit(&format!(
             "\ndaily_sentiment ({}):\n{table}\n",

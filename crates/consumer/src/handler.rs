@@ -1,8 +1,8 @@
 //! One consumer invocation: an SQS batch in, a partial batch response out.
 //!
-//! Each message is consumed on its own Tokio task with core's
-//! `Consumer::consume`, a bounded number at a time, so a malformed message, a
-//! record Comprehend refuses, or even a panic fails that message alone; the
+//! The batch goes through core's `consume_batch`: a bounded number of
+//! messages at a time, each isolated, so a malformed message, a record
+//! Comprehend refuses, or even a panic fails that message alone; the
 //! response lists exactly those message ids and SQS redelivers only them
 //! (then dead-letters them after `maxReceiveCount`). What no single message
 //! owns fails the whole invocation instead: a record without a message id
@@ -32,10 +32,10 @@ use etl_aws::{
     AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, RateLimiter, S3Sink, SqsQueue,
 };
 use etl_core::{
-    Catalog, ConsumeError, ConsumeOptions, Consumer, DeadLetterSink, Engine, MessageOutcome,
-    ObjectSink, Retry, Routes, ScoreMemo, SentimentAnalyzer, VaderAnalyzer, WorkQueue,
+    consume_batch, BatchMessage, Catalog, Clock, ConsumeOptions, Consumer, DeadLetterSink, Engine,
+    MessageOutcome, MessageResult, ObjectSink, Retry, Routes, ScoreMemo, SentimentAnalyzer,
+    VaderAnalyzer, WorkQueue, SYSTEM_CLOCK,
 };
-use futures::StreamExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -54,8 +54,6 @@ pub struct Deps {
     pub catalog: Arc<dyn Catalog>,
     /// Athena, for the views (`None`: no views).
     pub views: Option<Arc<AthenaQuery>>,
-    /// The Comprehend analyzer again, when it is the engine, to read its billing units.
-    pub comprehend: Option<Arc<ComprehendAnalyzer>>,
 }
 
 /// Counts of one invocation, logged and turned into metrics.
@@ -118,7 +116,8 @@ pub struct BatchHandler {
     dead_letters: Option<Arc<dyn DeadLetterSink>>,
     requeue: Option<Arc<dyn WorkQueue>>,
     deadline_margin: Duration,
-    memo: Arc<ScoreMemo>,
+    memo: ScoreMemo,
+    clock: &'static dyn Clock,
 }
 
 /// Messages whose scores a container keeps when writing or routing them
@@ -142,17 +141,14 @@ impl BatchHandler {
             &config.glue_table,
             sink.table_location(),
         );
-        let (analyzer, comprehend): (Arc<dyn SentimentAnalyzer>, _) = match config.engine {
-            Engine::Comprehend => {
-                let c = Arc::new(
-                    ComprehendAnalyzer::new(clients.comprehend.clone(), config.language.clone())
-                        .with_rate_limiter(Arc::new(RateLimiter::per_second(
-                            config.comprehend_max_tps,
-                        ))),
-                );
-                (c.clone(), Some(c))
-            }
-            Engine::Vader => (Arc::new(VaderAnalyzer::new()), None),
+        let analyzer: Arc<dyn SentimentAnalyzer> = match config.engine {
+            Engine::Comprehend => Arc::new(
+                ComprehendAnalyzer::new(clients.comprehend.clone(), config.language.clone())
+                    .with_rate_limiter(Arc::new(RateLimiter::per_second(
+                        config.comprehend_max_tps,
+                    ))),
+            ),
+            Engine::Vader => Arc::new(VaderAnalyzer::new()),
         };
         let views = config.athena_workgroup.as_ref().map(|wg| {
             let q = AthenaQuery::new(clients.athena.clone(), wg, &config.glue_database);
@@ -166,7 +162,6 @@ impl BatchHandler {
             sink: Arc::new(sink),
             catalog: Arc::new(catalog),
             views,
-            comprehend,
         };
         let options = ConsumeOptions {
             codec: config.codec,
@@ -196,8 +191,15 @@ impl BatchHandler {
             dead_letters: None,
             requeue: None,
             deadline_margin: Duration::ZERO,
-            memo: Arc::new(ScoreMemo::new(MEMO_MESSAGES)),
+            memo: ScoreMemo::new(MEMO_MESSAGES),
+            clock: &SYSTEM_CLOCK,
         }
+    }
+
+    /// Stamp `processed_at` from `clock` (tests pin it).
+    pub fn with_clock(mut self, clock: &'static dyn Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Send refused records there instead of failing their message.
@@ -236,10 +238,7 @@ impl BatchHandler {
             Err(e) => {
                 error!(message = "Consumer invocation failed.", error_type = e.error_type(), error = %e);
                 BatchStats::default().metrics(cold).emit();
-                Err(Diagnostic {
-                    error_type: e.error_type().to_owned(),
-                    error_message: e.message,
-                })
+                Err(e.into())
             }
         }
     }
@@ -287,14 +286,30 @@ impl BatchHandler {
             d.checked_sub(self.deadline_margin)
                 .unwrap_or_else(Instant::now)
         });
-        let process = futures::stream::iter(messages.into_iter().enumerate())
-            .map(|(i, (id, body, receive_count))| {
-                self.process(i, id, body, receive_count, start_by)
+        let may_start = move || start_by.is_none_or(|t| Instant::now() < t);
+        let batch: Vec<BatchMessage<'_>> = messages
+            .iter()
+            .map(|(id, body, receive_count)| BatchMessage {
+                message_id: id,
+                body,
+                receive_count: *receive_count,
             })
-            .buffer_unordered(self.concurrency)
-            .collect::<Vec<_>>();
-        let ((), mut results) = tokio::join!(views, process);
-        results.sort_by_key(|(i, _, _)| *i);
+            .collect();
+        let consumer = Consumer {
+            analyzer: &*self.deps.analyzer,
+            sink: &*self.deps.sink,
+            catalog: &*self.deps.catalog,
+            options: self.options,
+            clock: self.clock,
+        };
+        let routes = Routes {
+            dead_letters: self.dead_letters.as_deref(),
+            requeue: self.requeue.as_deref(),
+            receive_count: 1,
+            memo: Some(&self.memo),
+        };
+        let process = consume_batch(&consumer, routes, &batch, self.concurrency, &may_start);
+        let ((), results) = tokio::join!(views, process);
 
         let mut response = SqsBatchResponse::default();
         let mut stats = BatchStats {
@@ -302,16 +317,16 @@ impl BatchHandler {
             ..BatchStats::default()
         };
         let mut outcomes = Vec::new();
-        for (_, id, result) in results {
+        for ((id, _, _), result) in messages.iter().zip(results) {
             match result {
-                Ok(None) => {
+                MessageResult::NotStarted => {
                     stats.messages_untaken += 1;
                     stats.messages_failed += 1;
                     let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
+                    failure.item_identifier = id.clone();
                     response.batch_item_failures.push(failure);
                 }
-                Ok(Some(o)) => {
+                MessageResult::Done(o) => {
                     stats.records_out += o.records as u64;
                     stats.records_refused += o.refused.len() as u64;
                     stats.records_deferred += o.deferred.len() as u64;
@@ -319,7 +334,7 @@ impl BatchHandler {
                     stats.bytes_written += o.objects.iter().map(|(_, n)| *n as u64).sum::<u64>();
                     outcomes.push(o);
                 }
-                Err(e) => {
+                MessageResult::Failed(e) => {
                     let retry = match e.retry() {
                         Retry::Retryable => "retryable",
                         Retry::Permanent => "permanent",
@@ -327,7 +342,7 @@ impl BatchHandler {
                     warn!(message = "Message failed; reported for redelivery.", message_id = %id, retry, error = %e);
                     stats.messages_failed += 1;
                     let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
+                    failure.item_identifier = id.clone();
                     response.batch_item_failures.push(failure);
                 }
             }
@@ -339,60 +354,12 @@ impl BatchHandler {
                 reason = UNTAKEN
             );
         }
-        stats.comprehend_units = self.deps.comprehend.as_ref().map_or(0, |c| c.take_units());
+        stats.comprehend_units = self.deps.analyzer.take_billing_units();
         Ok(BatchOutcome {
             response,
             stats,
             outcomes,
         })
-    }
-
-    /// Consume one message on its own task, so a panic fails only this
-    /// message. `Ok(None)`: not started, the deadline (`start_by`) has come.
-    async fn process(
-        &self,
-        index: usize,
-        id: String,
-        body: String,
-        receive_count: u32,
-        start_by: Option<Instant>,
-    ) -> (usize, String, Result<Option<MessageOutcome>, ConsumeError>) {
-        // Checked when the message's turn comes, not when the batch arrives.
-        if start_by.is_some_and(|t| Instant::now() >= t) {
-            return (index, id, Ok(None));
-        }
-        let deps = self.deps.clone();
-        let (dead_letters, requeue) = (self.dead_letters.clone(), self.requeue.clone());
-        let memo = Arc::clone(&self.memo);
-        let options = self.options;
-        let message_id = id.clone();
-        let task = tokio::spawn(async move {
-            let consumer = Consumer {
-                analyzer: &*deps.analyzer,
-                sink: &*deps.sink,
-                catalog: &*deps.catalog,
-                options,
-            };
-            let routes = Routes {
-                dead_letters: dead_letters.as_deref(),
-                requeue: requeue.as_deref(),
-                receive_count,
-                memo: Some(&memo),
-            };
-            consumer.consume_routed(&message_id, &body, routes).await
-        });
-        let result = match task.await {
-            Ok(r) => r.map(Some),
-            Err(join) => Err(ConsumeError::Panicked {
-                message_id: id.clone(),
-                detail: if join.is_panic() {
-                    panic_text(join.into_panic())
-                } else {
-                    "task cancelled".into()
-                },
-            }),
-        };
-        (index, id, result)
     }
 }
 
@@ -410,14 +377,4 @@ pub fn deadline_instant(deadline_ms: u64) -> Instant {
             .unwrap_or(Duration::ZERO),
     };
     Instant::now() + left
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(p) => p.downcast_ref::<&str>().map_or_else(
-            || "non-string panic payload".to_owned(),
-            |s| (*s).to_owned(),
-        ),
-    }
 }

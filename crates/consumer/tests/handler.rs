@@ -11,7 +11,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::NaiveDate;
 use consumer::{BatchHandler, Deps};
 use etl_aws::sqs::SqsDeadLetters;
-use etl_aws::testing::{create_bucket, moto, unique, ComprehendStub};
+use etl_testkit::{create_bucket, moto, unique, ComprehendStub};
 use etl_aws::{AthenaQuery, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink, SqsQueue};
 use etl_core::{
     AnalyzeError, BackendError, Catalog, ConsumeOptions, Document, Engine, Retry,
@@ -385,7 +385,7 @@ async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_messag
     let analyzer = Arc::new(Refusing::new(&["Support was fast", "Worst experience"]));
     let lake = lake(analyzer.clone()).await;
     let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config().await);
-    let dlq = etl_aws::testing::create_queue(&sqs, &unique("refused-dlq")).await;
+    let dlq = etl_testkit::create_queue(&sqs, &unique("refused-dlq")).await;
     let h = lake
         .handler()
         .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), &dlq)));
@@ -430,7 +430,7 @@ async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_messag
     // (here still refused), it produces a dead letter of the same records.
     let redrive = h
         .handle(
-            serde_json::from_value(etl_aws::testing::sqs_event_json(
+            serde_json::from_value(etl_testkit::sqs_event_json(
                 &[etl_core::Delivery {
                     message_id: "redriven-1".into(),
                     receipt: "r".into(),
@@ -486,8 +486,8 @@ async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_tw
     let mut lake = lake(analyzer.clone()).await;
     lake.deps.comprehend = Some(analyzer);
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let work = etl_aws::testing::create_queue(&sqs, &unique("work")).await;
-    let dlq = etl_aws::testing::create_queue(&sqs, &unique("work-dlq")).await;
+    let work = etl_testkit::create_queue(&sqs, &unique("work")).await;
+    let dlq = etl_testkit::create_queue(&sqs, &unique("work-dlq")).await;
     let h = lake
         .handler()
         .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), &dlq)))
@@ -512,7 +512,7 @@ async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_tw
     stub.set_flaky_failures(2);
     let msg = etl_core::build_message(records);
     let delivery = |id: &str, body: &str| -> aws_lambda_events::sqs::SqsEvent {
-        serde_json::from_value(etl_aws::testing::sqs_event_json(
+        serde_json::from_value(etl_testkit::sqs_event_json(
             &[etl_core::Delivery {
                 message_id: id.into(),
                 receipt: "r".into(),

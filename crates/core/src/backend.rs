@@ -120,34 +120,9 @@ pub trait QueryEngine: Send + Sync {
     async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, BackendError>;
 }
 
-/// Exponential backoff with full jitter, for the backends' retry loops.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter_seed: u64) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16));
-    let ceiling = exp.min(cap);
-    // xorshift over the seed: cheap, deterministic per call site, no RNG dependency.
-    let mut x = jitter_seed ^ (u64::from(attempt) << 32) ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    let frac = (x % 1_000) as f64 / 1_000.0;
-    ceiling.mul_f64(0.5 + frac / 2.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_secs(2);
-        let d0 = backoff(0, base, cap, 1);
-        let d3 = backoff(3, base, cap, 1);
-        let d10 = backoff(10, base, cap, 1);
-        assert!(d0 >= Duration::from_millis(50) && d0 <= base);
-        assert!(d3 >= Duration::from_millis(400) && d3 <= Duration::from_millis(800));
-        assert!(d10 <= cap && d10 >= cap / 2);
-    }
 
     #[test]
     fn rejection_display_names_location_id_and_field() {

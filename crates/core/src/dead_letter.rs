@@ -301,6 +301,7 @@ mod tests {
             sink: mem,
             catalog: mem,
             options: ConsumeOptions::default(),
+            clock: &crate::clock::SYSTEM_CLOCK,
         }
     }
 

@@ -109,6 +109,11 @@ impl AnalyzeError {
 }
 
 /// A failure of a storage, queue, catalog, query or source backend.
+///
+/// `message` is self-contained (it reads well in a log line on its own);
+/// `source`, when the backend had a typed error underneath (an I/O error, a
+/// DataFusion or Parquet error), keeps it for callers that inspect it and
+/// for [`Chain`], which prints the causes a message does not already say.
 #[derive(Debug, Error)]
 #[error("{operation} failed on {target}: {message}")]
 pub struct BackendError {
@@ -120,6 +125,9 @@ pub struct BackendError {
     pub target: String,
     /// Detail, usually the backend's own error chain.
     pub message: String,
+    /// The typed error underneath, when there was one.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl BackendError {
@@ -129,25 +137,87 @@ impl BackendError {
         target: impl Into<String>,
         message: impl std::fmt::Display,
     ) -> Self {
-        Self {
-            retry: Retry::Permanent,
-            operation: operation.into(),
-            target: target.into(),
-            message: message.to_string(),
-        }
+        Self::new(Retry::Permanent, operation, target, message)
     }
+
     /// A transient backend failure.
     pub fn retryable(
         operation: impl Into<String>,
         target: impl Into<String>,
         message: impl std::fmt::Display,
     ) -> Self {
+        Self::new(Retry::Retryable, operation, target, message)
+    }
+
+    /// A failure of the given class.
+    pub fn new(
+        retry: Retry,
+        operation: impl Into<String>,
+        target: impl Into<String>,
+        message: impl std::fmt::Display,
+    ) -> Self {
         Self {
-            retry: Retry::Retryable,
+            retry,
             operation: operation.into(),
             target: target.into(),
             message: message.to_string(),
+            source: None,
         }
+    }
+
+    /// A failure caused by `source`, whose text becomes the message.
+    pub fn caused_by<E>(
+        retry: Retry,
+        operation: impl Into<String>,
+        target: impl Into<String>,
+        source: E,
+    ) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Self::new(retry, operation, target, &source).with_source(source)
+    }
+
+    /// An I/O failure: retryable when the kind says it may pass (interrupted,
+    /// timed out, would block), permanent otherwise.
+    pub fn io(operation: impl Into<String>, target: impl Into<String>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+        let retry = match source.kind() {
+            Interrupted | TimedOut | WouldBlock => Retry::Retryable,
+            _ => Retry::Permanent,
+        };
+        Self::caused_by(retry, operation, target, source)
+    }
+
+    /// Keep `source` as the cause.
+    pub fn with_source<E>(mut self, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+/// An error and its causes on one line, `outer: cause: cause`, leaving out
+/// a cause whose text the line already holds (errors here put their cause's
+/// text in their own message so that a log line stands alone; this is how
+/// the edges print the rest of the chain without saying anything twice).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut said = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !text.is_empty() && !said.contains(&text) {
+                said.push_str(": ");
+                said.push_str(&text);
+            }
+            cause = c.source();
+        }
+        f.write_str(&said)
     }
 }
 
@@ -155,3 +225,34 @@ impl BackendError {
 #[derive(Debug, Error)]
 #[error("encoding output failed: {0}")]
 pub struct EncodeError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_error_keeps_its_typed_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no write access");
+        let e = BackendError::io("write", "/lake/x.parquet", io);
+        assert_eq!(e.retry, Retry::Permanent);
+        let cause = std::error::Error::source(&e).expect("a source");
+        let io = cause.downcast_ref::<std::io::Error>().expect("the io::Error itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(e.to_string(), "write failed on /lake/x.parquet: no write access");
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow disk");
+        assert_eq!(BackendError::io("read", "f", timed_out).retry, Retry::Retryable);
+    }
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        #[derive(Debug, Error)]
+        #[error("consumer stopped the run")]
+        struct Outer(#[source] BackendError);
+        let io = std::io::Error::other("disk full");
+        let e = Outer(BackendError::io("write", "/lake/a", io));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "consumer stopped the run: write failed on /lake/a: disk full"
+        );
+    }
+}

@@ -210,7 +210,7 @@ pub struct LedgerFilter {
     floor: Option<DateTime<Utc>>,
     rescore: bool,
     keep_from: Option<DateTime<Utc>>,
-    clock: fn() -> DateTime<Utc>,
+    clock: &'static dyn crate::clock::Clock,
     /// The fingerprint `is_new` computed for the record it found new, which
     /// producers observe next: each text is hashed once. `observe` uses it only
     /// for the same record (address, times and lengths), else hashes again.
@@ -248,7 +248,7 @@ impl LedgerFilter {
             floor,
             rescore,
             keep_from,
-            clock: Utc::now,
+            clock: &crate::clock::SYSTEM_CLOCK,
             last: None,
             before_floor: 0,
             already_sent: 0,
@@ -256,8 +256,8 @@ impl LedgerFilter {
         }
     }
 
-    /// Use another clock (tests).
-    pub fn with_clock(mut self, clock: fn() -> DateTime<Utc>) -> Self {
+    /// Read "now" (for the clock-skew count) from `clock`.
+    pub fn with_clock(mut self, clock: &'static dyn crate::clock::Clock) -> Self {
         self.clock = clock;
         self
     }
@@ -298,7 +298,7 @@ impl ChangeFilter for LedgerFilter {
     }
 
     fn observe(&mut self, r: &SourceRecord) {
-        if r.updated_at > (self.clock)() {
+        if r.updated_at > self.clock.now() {
             self.clock_skewed += 1;
         }
         let fp = match self.last.take() {

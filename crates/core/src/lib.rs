@@ -9,6 +9,8 @@
 
 pub mod accounting;
 pub mod backend;
+pub mod batch;
+pub mod clock;
 pub mod dead_letter;
 pub mod error;
 pub mod incremental;
@@ -16,16 +18,22 @@ pub mod message;
 pub mod output;
 pub mod pipeline;
 pub mod record;
+pub mod retry;
 pub mod sentiment;
 pub mod vader;
 pub mod views;
+pub mod window;
 
 pub use backend::{
     Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem,
     WorkQueue,
 };
+pub use batch::{consume_batch, BatchMessage, MessageResult};
+pub use clock::{Clock, FixedClock, SystemClock, SYSTEM_CLOCK};
 pub use dead_letter::{DeadLetterMessage, DeadLetterSink};
-pub use error::{AnalyzeError, BackendError, EncodeError, MessageError, RecordError, Retry};
+pub use error::{
+    AnalyzeError, BackendError, Chain, EncodeError, MessageError, RecordError, Retry,
+};
 pub use incremental::{fingerprint, Fingerprint, Ledger, LedgerFilter};
 pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
 pub use output::{Codec, ScoredRecord};
@@ -34,5 +42,7 @@ pub use pipeline::{
     ProduceStats, Routes, ScoreMemo,
 };
 pub use record::{FieldMap, SourceRecord};
+pub use retry::RetryPolicy;
 pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};
 pub use vader::VaderAnalyzer;
+pub use window::{complete_run, RunKind, RunWindow};

@@ -4,11 +4,12 @@
 //! * [`Consumer::consume`]: one message body → scores → Parquet per partition →
 //!   sink → catalog. A failure is confined to its message.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{debug, warn};
 
+use crate::clock::Clock;
 use crate::backend::{Catalog, ObjectSink, RecordSource, Rejection, SourceItem, WorkQueue};
 use crate::dead_letter::{DeadLetterMessage, DeadLetterSink, Triage};
 use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
@@ -274,6 +275,8 @@ pub struct Consumer<'a> {
     pub catalog: &'a dyn Catalog,
     /// Options.
     pub options: ConsumeOptions,
+    /// Stamps `processed_at` (passed in so a run can be reproduced byte for byte).
+    pub clock: &'a dyn Clock,
 }
 
 /// Where one delivery's records that are not scored go.
@@ -340,7 +343,7 @@ impl Consumer<'_> {
         let results = self.score(message_id, &msg.records, remembered).await?;
         let content_id = msg.content_id.clone();
         let kept = routes.memo.map(|_| results.clone());
-        let processed_at = crate::record::truncate_micros(Utc::now());
+        let processed_at = crate::record::truncate_micros(self.clock.now());
         let triage = Triage::new(msg.records, results, processed_at);
         let outcome = self
             .write_and_route(message_id, content_id.clone(), triage, routes)

@@ -136,4 +136,11 @@ pub trait SentimentAnalyzer: Send + Sync {
         &self,
         docs: &[Document<'_>],
     ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError>;
+
+    /// Billing units used since the last call, and reset (Comprehend bills
+    /// per 100 characters, at least 3 units a document; a free engine
+    /// returns 0). What one invocation reports as its cost.
+    fn take_billing_units(&self) -> u64 {
+        0
+    }
 }

@@ -2,7 +2,26 @@
 
 use arrow_array::RecordBatch;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::ArrowError;
 use datafusion::arrow::json::writer::{LineDelimited, WriterBuilder};
+use thiserror::Error;
+
+/// Query results that could not be rendered.
+#[derive(Debug, Error)]
+pub enum RenderError {
+    /// Arrow could not format a column (an unsupported type).
+    #[error("formatting the result in {format:?}")]
+    Arrow {
+        /// The format asked for.
+        format: OutputFormat,
+        /// Arrow's error.
+        #[source]
+        source: ArrowError,
+    },
+    /// The JSON writer produced bytes that are not UTF-8 (a bug).
+    #[error("the JSON lines are not UTF-8")]
+    Utf8(#[from] std::string::FromUtf8Error),
+}
 
 /// Output format of `etl query`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,23 +47,24 @@ impl std::str::FromStr for OutputFormat {
 }
 
 /// Render batches in the chosen format.
-pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, String> {
+pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, RenderError> {
+    let arrow = |source| RenderError::Arrow { format, source };
     match format {
         OutputFormat::Table => arrow_cast::pretty::pretty_format_batches(batches)
             .map(|t| t.to_string())
-            .map_err(|e| e.to_string()),
-        OutputFormat::Csv => csv(batches),
+            .map_err(arrow),
+        OutputFormat::Csv => csv(batches).map_err(arrow),
         OutputFormat::Json => {
             let mut buf = Vec::new();
             let mut w = WriterBuilder::new()
                 .with_explicit_nulls(true)
                 .build::<_, LineDelimited>(&mut buf);
             for b in batches {
-                w.write(b).map_err(|e| e.to_string())?;
+                w.write(b).map_err(arrow)?;
             }
-            w.finish().map_err(|e| e.to_string())?;
+            w.finish().map_err(arrow)?;
             drop(w);
-            String::from_utf8(buf).map_err(|e| e.to_string())
+            Ok(String::from_utf8(buf)?)
         }
     }
 }
@@ -57,7 +77,7 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-fn csv(batches: &[RecordBatch]) -> Result<String, String> {
+fn csv(batches: &[RecordBatch]) -> Result<String, ArrowError> {
     let mut out = String::new();
     let Some(first) = batches.first() else {
         return Ok(out);
@@ -76,8 +96,7 @@ fn csv(batches: &[RecordBatch]) -> Result<String, String> {
             .columns()
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<_>, _>>()?;
         for row in 0..b.num_rows() {
             let cells: Vec<String> = fmts
                 .iter()

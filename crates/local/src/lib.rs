@@ -16,11 +16,13 @@ pub mod query;
 pub mod queue;
 pub mod reconcile;
 pub mod redrive;
+mod rejects;
 pub mod run;
 pub mod sink;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod workers;
 
 pub use catalog::LocalCatalog;
 pub use dead_letter::DeadLetterFile;

@@ -40,7 +40,8 @@ use crate::catalog::LocalCatalog;
 use crate::dead_letter::DeadLetterFile;
 use crate::lock::LakeLock;
 use crate::queue::{DeadLetter, InProcessQueue, QueueConfig};
-use crate::run::{join_consumers, spawn_consumers, LakePaths, Pipes, RunCounters, RunError};
+use crate::run::{LakePaths, RunCounters, RunError};
+use crate::workers::{join_consumers, spawn_consumers, Pipes};
 use crate::sink::FsSink;
 use crate::state::LakeState;
 
@@ -302,6 +303,7 @@ pub async fn redrive_with(
                 codec: cfg.codec,
                 include_text: catalog_entry.include_text,
             },
+            clock: &etl_core::SYSTEM_CLOCK,
         },
         cfg.workers,
         cfg.batch_size,

@@ -15,15 +15,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use etl_core::message::DEFAULT_MESSAGE_BUDGET;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
-    produce_with, Catalog, Codec, ConsumeError, ConsumeOptions, Consumer, FieldMap, Packer,
-    ProduceStats, Rejection, Routes, SentimentAnalyzer, VaderAnalyzer, WorkQueue,
+    produce_with, BackendError, Catalog, Clock, Codec, ConsumeOptions, FieldMap, Packer,
+    ProduceStats, Rejection, SentimentAnalyzer, VaderAnalyzer, SYSTEM_CLOCK,
 };
-use futures::FutureExt as _;
 use serde::Serialize;
 use thiserror::Error;
 use tracing::{info, warn};
@@ -32,9 +31,11 @@ use crate::catalog::LocalCatalog;
 use crate::dead_letter::DeadLetterFile;
 use crate::lock::{LakeLock, LockError};
 use crate::queue::{InProcessQueue, QueueConfig};
+use crate::rejects::RejectLog;
 use crate::sink::FsSink;
 use crate::source::{FileSource, InputFormat};
-use crate::state::{LakeState, Landed, StateError};
+use crate::state::{LakeState, StateError};
+use crate::workers::{join_consumers, spawn_consumers, ConsumerStop, Pipes};
 
 /// Settings of a local run.
 #[derive(Debug, Clone)]
@@ -73,6 +74,8 @@ pub struct RunConfig {
     /// A `since` backfill: send every record updated at or after this time
     /// again, whatever earlier runs sent (older records are not sent).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Stamps `processed_at` in the lake (pin it to reproduce a lake byte for byte).
+    pub clock: &'static dyn Clock,
 }
 
 impl RunConfig {
@@ -94,6 +97,7 @@ impl RunConfig {
             on_lock_wait: |_| {},
             max_line_bytes: None,
             since: None,
+            clock: &SYSTEM_CLOCK,
         }
     }
 }
@@ -198,7 +202,7 @@ pub enum RunError {
     },
     /// A consumer stopped the run (the lake cannot be written, or a task died).
     #[error("consumer stopped the run: {0}")]
-    Consumer(String),
+    Consumer(#[from] ConsumerStop),
 }
 
 /// Paths of the lake's bookkeeping files.
@@ -215,65 +219,6 @@ impl LakePaths {
     }
 }
 
-/// Appends rejections to the rejects file and reports each one.
-struct RejectLog {
-    path: PathBuf,
-    file: Option<std::io::BufWriter<std::fs::File>>,
-    run_id: String,
-    count: u64,
-    error: Option<std::io::Error>,
-    on_reject: Box<dyn FnMut(&Rejection) + Send>,
-}
-
-impl RejectLog {
-    fn record(&mut self, r: &Rejection) {
-        use std::io::Write;
-        self.count += 1;
-        (self.on_reject)(r);
-        if self.error.is_some() {
-            return;
-        }
-        if self.file.is_none() {
-            let open = self
-                .path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&self.path)
-                });
-            match open {
-                Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
-            }
-        }
-        let line = serde_json::json!({
-            "run_id": self.run_id, "location": r.location, "id": r.id, "field": r.field, "reason": r.reason,
-        });
-        if let Some(f) = self.file.as_mut() {
-            if let Err(e) = writeln!(f, "{line}") {
-                self.error = Some(e);
-            }
-        }
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        use std::io::Write;
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        if let Some(f) = self.file.as_mut() {
-            f.flush()?;
-        }
-        Ok(())
-    }
-}
-
 /// Run the pipeline with VADER. `on_reject` is called for every rejected input item.
 pub async fn run(
     cfg: RunConfig,
@@ -283,7 +228,8 @@ pub async fn run(
     run_with(cfg, Arc::new(VaderAnalyzer::new()), counters, on_reject).await
 }
 
-/// Run the pipeline with any analyzer (tests inject failing ones).
+/// Run the pipeline with any analyzer (tests inject failing ones): take the
+/// lake, start the consumers, produce, then record what landed.
 pub async fn run_with(
     cfg: RunConfig,
     analyzer: Arc<dyn SentimentAnalyzer>,
@@ -296,13 +242,8 @@ pub async fn run_with(
         path: lake.clone(),
         source,
     };
-    std::fs::create_dir_all(&lake).map_err(|e| {
-        lake_err(etl_core::BackendError::permanent(
-            "create",
-            lake.display().to_string(),
-            e,
-        ))
-    })?;
+    std::fs::create_dir_all(&lake)
+        .map_err(|e| lake_err(BackendError::io("create", lake.display().to_string(), e)))?;
     // Held until the state is saved: before anything is read or written.
     let notify = |holder: &str| (cfg.on_lock_wait)(holder);
     let _lock = LakeLock::acquire(&lake, cfg.wait_lock.then_some(&notify as &dyn Fn(&str)))?;
@@ -314,7 +255,7 @@ pub async fn run_with(
             files: unfinished,
         });
     }
-    let started_at = chrono::Utc::now();
+    let started_at = cfg.clock.now();
     // A damaged state stops the run here, before anything is written.
     let mut state = if cfg.full {
         LakeState::fresh(&lake)
@@ -322,44 +263,17 @@ pub async fn run_with(
         LakeState::load(&lake)?
     };
     let landed = state.landed();
-
-    let format = cfg
-        .format
-        .unwrap_or_else(|| InputFormat::from_path(&cfg.input));
-    let max_line = cfg
-        .max_line_bytes
-        .unwrap_or(etl_core::message::SQS_MAX_MESSAGE_BYTES.max(cfg.message_budget));
-    let mut source = FileSource::open_limited(
-        &cfg.input,
-        format,
-        cfg.fields.clone(),
-        counters.bytes_read.clone(),
-        max_line,
-    )
-    .map_err(|source| RunError::Input {
-        path: cfg.input.clone(),
-        source,
-    })?;
-    counters
-        .total_bytes
-        .store(source.total_bytes(), Ordering::Relaxed);
+    let mut source = open_input(&cfg, &counters)?;
 
     let catalog = Arc::new(LocalCatalog::new(&lake, cfg.include_text));
     catalog.ensure_table().await.map_err(lake_err)?;
-
     let queue = Arc::new(InProcessQueue::new(QueueConfig {
         max_receive_count: cfg.max_receive_count.max(1),
         capacity: cfg.workers.max(1) * cfg.batch_size.max(1) * 4,
         dead_letter_path: LakePaths::dead_letters(&lake),
     }));
     let sink = Arc::new(FsSink::new(&lake));
-    // Refused records go there alone; transient failures fail the message
-    // and it is released for redelivery (no requeue: VADER is not billed).
     let refused = Arc::new(DeadLetterFile::new(LakePaths::dead_letters(&lake)));
-    let options = ConsumeOptions {
-        codec: cfg.codec,
-        include_text: cfg.include_text,
-    };
     let files = Arc::new(AtomicU64::new(0));
     let workers = spawn_consumers(
         Pipes {
@@ -371,55 +285,25 @@ pub async fn run_with(
             landed: landed.clone(),
             counters: counters.clone(),
             files: files.clone(),
-            options,
+            options: ConsumeOptions {
+                codec: cfg.codec,
+                include_text: cfg.include_text,
+            },
+            clock: cfg.clock,
         },
         cfg.workers.max(1),
         cfg.batch_size.max(1),
     );
 
-    let mut rejects = RejectLog {
-        path: LakePaths::rejects(&lake),
-        file: None,
-        run_id: chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string(),
-        count: 0,
-        error: None,
-        on_reject,
-    };
-    let mut packer = Packer::new(cfg.message_budget, None);
-    let produced = match cfg.since {
-        Some(since) => {
-            let mut filter = SinceFilter {
-                state: &mut state,
-                since,
-            };
-            produce_with(
-                &mut source,
-                queue.as_ref(),
-                &mut packer,
-                &mut filter,
-                10,
-                |r| rejects.record(r),
-            )
-            .await
-        }
-        None => {
-            produce_with(
-                &mut source,
-                queue.as_ref(),
-                &mut packer,
-                &mut state,
-                10,
-                |r| rejects.record(r),
-            )
-            .await
-        }
-    };
+    let run_id = started_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let mut rejects = RejectLog::new(LakePaths::rejects(&lake), run_id, on_reject);
+    let produced = produce(&cfg, &mut source, &queue, &mut state, &mut rejects).await;
     queue.close().await;
     // Let consumers finish what was sent even when the producer failed.
     let messages_ok = join_consumers(workers).await?;
     let stats = produced?;
     rejects.finish().map_err(|e| {
-        lake_err(etl_core::BackendError::permanent(
+        lake_err(BackendError::io(
             "write",
             rejects.path.display().to_string(),
             e,
@@ -449,26 +333,7 @@ pub async fn run_with(
         dead_letter_file: (dl_msgs > 0).then(|| LakePaths::dead_letters(&lake)),
         produce: stats,
     };
-    let mode = match (cfg.full, cfg.since) {
-        (true, _) => "full",
-        (false, Some(_)) => "since",
-        (false, None) => "incremental",
-    };
-    let record = crate::history::RunRecord {
-        mode: mode.into(),
-        started_at,
-        completed_at: chrono::Utc::now(),
-        read: summary.produce.read,
-        rejected: summary.produce.rejected,
-        sent: summary.produce.sent_records,
-        scored: summary.scored,
-        failed: summary.dead_lettered_records,
-        files: summary.files_written,
-        bytes: summary.bytes_written,
-    };
-    if let Err(e) = crate::history::append(&lake, &record) {
-        warn!(message = "Could not append to the run log.", path = %crate::history::runs_path(&lake).display(), error = %e);
-    }
+    record_history(&cfg, &summary, started_at);
     info!(
         message = "Run complete.",
         read = summary.produce.read,
@@ -477,6 +342,76 @@ pub async fn run_with(
         dead_lettered = summary.dead_lettered_records
     );
     Ok(summary)
+}
+
+/// The input file, with lines longer than a message can carry rejected.
+fn open_input(cfg: &RunConfig, counters: &RunCounters) -> Result<FileSource, RunError> {
+    let format = cfg
+        .format
+        .unwrap_or_else(|| InputFormat::from_path(&cfg.input));
+    let max_line = cfg
+        .max_line_bytes
+        .unwrap_or(etl_core::message::SQS_MAX_MESSAGE_BYTES.max(cfg.message_budget));
+    let source = FileSource::open_limited(
+        &cfg.input,
+        format,
+        cfg.fields.clone(),
+        counters.bytes_read.clone(),
+        max_line,
+    )
+    .map_err(|source| RunError::Input {
+        path: cfg.input.clone(),
+        source,
+    })?;
+    counters
+        .total_bytes
+        .store(source.total_bytes(), Ordering::Relaxed);
+    Ok(source)
+}
+
+/// Stream the input through the run's change filter (the lake's state, or
+/// a `since` window) and the packer into the queue.
+async fn produce(
+    cfg: &RunConfig,
+    source: &mut FileSource,
+    queue: &InProcessQueue,
+    state: &mut LakeState,
+    rejects: &mut RejectLog,
+) -> Result<ProduceStats, ProduceError> {
+    let mut packer = Packer::new(cfg.message_budget, None);
+    let on_reject = |r: &Rejection| rejects.record(r);
+    match cfg.since {
+        Some(since) => {
+            let mut filter = SinceFilter { state, since };
+            produce_with(source, queue, &mut packer, &mut filter, 10, on_reject).await
+        }
+        None => produce_with(source, queue, &mut packer, state, 10, on_reject).await,
+    }
+}
+
+/// Append the run to `_state/runs.jsonl` (`etl status` reads it). A failure
+/// is logged, not fatal: the lake and its state are already saved.
+fn record_history(cfg: &RunConfig, summary: &RunSummary, started_at: chrono::DateTime<chrono::Utc>) {
+    let mode = match (cfg.full, cfg.since) {
+        (true, _) => "full",
+        (false, Some(_)) => "since",
+        (false, None) => "incremental",
+    };
+    let record = crate::history::RunRecord {
+        mode: mode.into(),
+        started_at,
+        completed_at: cfg.clock.now(),
+        read: summary.produce.read,
+        rejected: summary.produce.rejected,
+        sent: summary.produce.sent_records,
+        scored: summary.scored,
+        failed: summary.dead_lettered_records,
+        files: summary.files_written,
+        bytes: summary.bytes_written,
+    };
+    if let Err(e) = crate::history::append(&cfg.lake, &record) {
+        warn!(message = "Could not append to the run log.", path = %crate::history::runs_path(&cfg.lake).display(), error = %e);
+    }
 }
 
 /// The change filter of a `since` backfill: every version updated at or
@@ -494,154 +429,4 @@ impl etl_core::ChangeFilter for SinceFilter<'_> {
     fn observe(&mut self, r: &etl_core::SourceRecord) {
         self.state.observe(r);
     }
-}
-
-/// What the consumer tasks of a local run share.
-pub(crate) struct Pipes {
-    pub(crate) queue: Arc<InProcessQueue>,
-    pub(crate) sink: Arc<FsSink>,
-    pub(crate) catalog: Arc<LocalCatalog>,
-    pub(crate) analyzer: Arc<dyn SentimentAnalyzer>,
-    /// Where refused records go alone.
-    pub(crate) refused: Arc<DeadLetterFile>,
-    /// Where the versions that landed are committed.
-    pub(crate) landed: Arc<Landed>,
-    pub(crate) counters: Arc<RunCounters>,
-    pub(crate) files: Arc<AtomicU64>,
-    pub(crate) options: ConsumeOptions,
-}
-
-/// Start `workers` consumer tasks on the queue: each message is consumed on
-/// its own (a panic is that message's failure), acknowledged when it landed
-/// and released for redelivery when it failed; a lake that cannot be written
-/// stops them all. Each task returns the messages it completed.
-pub(crate) fn spawn_consumers(
-    pipes: Pipes,
-    workers: usize,
-    batch_size: usize,
-) -> Vec<tokio::task::JoinHandle<Result<u64, String>>> {
-    let pipes = Arc::new(pipes);
-    (0..workers.max(1))
-        .map(|worker| {
-            let p = pipes.clone();
-            tokio::spawn(async move { consume_loop(&p, worker, batch_size.max(1)).await })
-        })
-        .collect()
-}
-
-async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64, String> {
-    let consumer = Consumer {
-        analyzer: p.analyzer.as_ref(),
-        sink: p.sink.as_ref(),
-        catalog: p.catalog.as_ref(),
-        options: p.options,
-    };
-    let queue = &p.queue;
-    let mut ok = 0u64;
-    loop {
-        let batch = queue
-            .receive(batch_size, Duration::from_secs(3600))
-            .await
-            .map_err(|e| e.to_string())?;
-        if batch.is_empty() {
-            if queue.is_drained().await {
-                return Ok(ok);
-            }
-            continue;
-        }
-        for d in batch {
-            let routes = Routes {
-                dead_letters: Some(p.refused.as_ref()),
-                requeue: None,
-                receive_count: d.receive_count,
-                memo: None,
-            };
-            let outcome = std::panic::AssertUnwindSafe(consumer.consume_routed(
-                &d.message_id,
-                &d.body,
-                routes,
-            ))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                Err(ConsumeError::Panicked {
-                    message_id: d.message_id.clone(),
-                    detail: panic_text(&panic),
-                })
-            });
-            match outcome {
-                Ok(o) => {
-                    p.counters
-                        .scored
-                        .fetch_add(o.records as u64, Ordering::Relaxed);
-                    p.counters.bytes_written.fetch_add(
-                        o.objects.iter().map(|x| x.1 as u64).sum(),
-                        Ordering::Relaxed,
-                    );
-                    p.files.fetch_add(o.objects.len() as u64, Ordering::Relaxed);
-                    // Only what landed is recorded as sent: records refused
-                    // (in `_dead_letter/`) are retried by the next run.
-                    if o.refused.is_empty() && o.deferred.is_empty() {
-                        p.landed.commit_message(&d.body);
-                    } else if let Ok(m) = etl_core::decode_message(&d.body) {
-                        let failed: std::collections::HashSet<&str> = o
-                            .refused
-                            .iter()
-                            .map(|(id, _)| id.as_str())
-                            .chain(o.deferred.iter().map(String::as_str))
-                            .collect();
-                        p.landed
-                            .commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
-                    }
-                    queue.ack(&d).await.map_err(|e| e.to_string())?;
-                    p.counters.messages_done.fetch_add(1, Ordering::Relaxed);
-                    ok += 1;
-                }
-                Err(e @ ConsumeError::Storage { .. }) => {
-                    // The lake itself cannot be written: every message would fail
-                    // the same way, so stop the run instead of dead-lettering all.
-                    queue
-                        .release(&d, &e.to_string())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    queue.abort().await;
-                    return Err(e.to_string());
-                }
-                Err(e) => {
-                    warn!(message = "Message failed.", worker, message_id = %d.message_id, receive_count = d.receive_count, error = %e);
-                    queue
-                        .release(&d, &e.to_string())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-        }
-    }
-}
-
-/// Wait for every consumer task; the messages they completed, or the first
-/// failure that stopped one.
-pub(crate) async fn join_consumers(
-    workers: Vec<tokio::task::JoinHandle<Result<u64, String>>>,
-) -> Result<u64, RunError> {
-    let mut messages_ok = 0;
-    let mut consumer_error = None;
-    for w in workers {
-        match w.await {
-            Ok(Ok(n)) => messages_ok += n,
-            Ok(Err(e)) => consumer_error = Some(e),
-            Err(e) => consumer_error = Some(e.to_string()),
-        }
-    }
-    match consumer_error {
-        Some(e) => Err(RunError::Consumer(e)),
-        None => Ok(messages_ok),
-    }
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
 }

@@ -28,14 +28,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
 use etl_aws::sqs::MAX_BATCH_ENTRIES;
 use etl_aws::{
     Clients, DynamoSource, LedgerRef, LockOutcome, ScanConfig, SqsQueue, StateStore, Versioned,
 };
-use etl_core::incremental::{next_watermark, scan_floor, FilterCounts};
+use etl_core::incremental::FilterCounts;
+use etl_core::{complete_run, Clock, RunKind, RunWindow, SYSTEM_CLOCK};
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
@@ -140,6 +140,7 @@ pub struct Producer {
     dynamodb: aws_sdk_dynamodb::Client,
     state: StateStore,
     queue: Arc<dyn WorkQueue>,
+    clock: &'static dyn Clock,
 }
 
 impl Producer {
@@ -166,7 +167,15 @@ impl Producer {
             dynamodb,
             state,
             queue,
+            clock: &SYSTEM_CLOCK,
         }
+    }
+
+    /// Read "now" from `clock`: a run's start (its watermark) and the
+    /// clock-skew count (tests pin it).
+    pub fn with_clock(mut self, clock: &'static dyn Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The Lambda entry point: parse, run, log the summary, emit metrics, and
@@ -193,10 +202,7 @@ impl Producer {
                 Summary::empty(Status::Complete, &ctx.request_id, "")
                     .metrics(cold)
                     .emit();
-                Err(Diagnostic {
-                    error_type: e.error_type().to_owned(),
-                    error_message: e.message,
-                })
+                Err(e.into())
             }
         }
     }
@@ -310,18 +316,20 @@ impl Producer {
         let lookback = self.config.lookback;
         let resumed = resume.is_some();
         let started_at = resume.as_ref().map_or_else(
-            || etl_core::record::truncate_micros(Utc::now()),
+            || etl_core::record::truncate_micros(self.clock.now()),
             |c| c.started_at,
         );
         let invocations = resume.as_ref().map_or(0, |c| c.invocations) + 1;
-        let floor = match (&resume, &spec) {
-            (Some(c), _) => c.floor,
-            (None, RunSpec::Incremental) => scan_floor(state.watermark, lookback),
-            (None, RunSpec::Full) => None,
-            (None, RunSpec::Since { since }) => Some(*since),
+        let kind = match &spec {
+            RunSpec::Incremental => RunKind::Incremental,
+            RunSpec::Full => RunKind::Full,
+            RunSpec::Since { since } => RunKind::Since(*since),
         };
-        // A backfill re-scores on purpose; what it sends still enters the ledger.
-        let rescore = !matches!(spec, RunSpec::Incremental);
+        let window = match &resume {
+            Some(c) => RunWindow::resume(kind, c.floor, lookback, started_at),
+            None => RunWindow::plan(kind, state.watermark, lookback, started_at),
+        };
+        let floor = window.floor;
         let totals_before = resume.as_ref().map(|c| c.totals).unwrap_or_default();
         let (scan_from, run_ledger) = match resume {
             Some(c) => (Some(c.scan), c.ledger),
@@ -350,8 +358,8 @@ impl Producer {
             pages: 0,
             stopped: false,
         };
-        let keep_from = scan_floor(Some(started_at), lookback);
-        let mut filter = LedgerFilter::new(ledger, floor, rescore, keep_from);
+        let mut filter = LedgerFilter::new(ledger, floor, window.rescore, window.keep_from)
+            .with_clock(self.clock);
         let mut packer = Packer::new(self.config.message_budget, Some(SQS_MAX_MESSAGE_BYTES));
         let mut logged = 0u64;
         let stats = produce_with(&mut bounded, &*self.queue, &mut packer, &mut filter, MAX_BATCH_ENTRIES, |rej| {
@@ -420,11 +428,7 @@ impl Producer {
             return Ok(summary);
         }
 
-        let watermark = next_watermark(state.watermark, started_at);
-        let pruned = match scan_floor(Some(watermark), lookback) {
-            Some(f) => ledger.prune(f),
-            None => 0,
-        };
+        let (watermark, pruned) = complete_run(state.watermark, started_at, lookback, &mut ledger);
         let bytes = ledger.encode();
         let unchanged = state.ledger.as_ref().is_some_and(|r| {
             r.bytes == bytes.len() as u64 && r.sha256 == etl_aws::state::sha256_hex(&bytes)
@@ -441,7 +445,7 @@ impl Producer {
             run_id: summary.run_id.clone(),
             mode: summary.mode.clone(),
             started_at,
-            completed_at: Utc::now(),
+            completed_at: self.clock.now(),
             invocations,
             sent_records: totals.sent_records,
             rejected: totals.rejected,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
-use etl_aws::testing::{create_queue, create_table, moto, put_items, unique};
+use etl_testkit::{create_queue, create_table, moto, put_items, unique};
 use etl_aws::{LockOutcome, SqsQueue, StateStore};
 use etl_core::{
     decode_message, BackendError, Delivery, FieldMap, OutgoingMessage, SendReport, WorkQueue,

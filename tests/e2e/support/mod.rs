@@ -1,5 +1,5 @@
 //! Helpers for the AWS end-to-end tests (moto itself is started by
-//! `etl_aws::testing`).
+//! `etl_testkit`).
 
 pub mod accounting;
 pub mod s3_lake;

@@ -1,5 +1,5 @@
 use arrow_array::cast::AsArray;
-use etl_aws::testing::moto;
+use etl_testkit::moto;
 use etl_aws::AthenaQuery;
 use etl_core::QueryEngine;
 use serde_json::json;

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
-use etl_aws::testing::{create_table, moto, put_items, unique};
+use etl_testkit::{create_table, moto, put_items, unique};
 use etl_aws::{DynamoSource, ScanConfig};
 use etl_core::{FieldMap, RecordSource, Rejection, SourceItem, SourceRecord};
 

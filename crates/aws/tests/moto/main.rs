@@ -1,5 +1,5 @@
 //! Adapter tests against moto_server (started once for this binary by
-//! `etl_aws::testing::moto`). Each test creates its own tables, queues and
+//! `etl_testkit::moto`). Each test creates its own tables, queues and
 //! buckets, so they run in parallel.
 
 mod athena;

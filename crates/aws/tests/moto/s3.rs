@@ -1,6 +1,6 @@
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
-use etl_aws::testing::{create_bucket, moto, unique};
+use etl_testkit::{create_bucket, moto, unique};
 use etl_aws::S3Sink;
 use etl_core::output::{encode_parquet, object_key, output_schema, to_record_batch};
 use etl_core::{Codec, Engine, Label, ObjectSink, ScoredRecord, SentimentScore, SourceRecord};

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use etl_aws::testing::{create_queue, moto, unique};
+use etl_testkit::{create_queue, moto, unique};
 use etl_aws::SqsQueue;
 use etl_core::{build_message, OutgoingMessage, SourceRecord, WorkQueue};
 

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use etl_aws::testing::{create_table, moto, unique};
+use etl_testkit::{create_table, moto, unique};
 use etl_aws::{LockOutcome, StateStore};
 use etl_core::Retry;
 use serde::{Deserialize, Serialize};

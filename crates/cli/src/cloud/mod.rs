@@ -188,7 +188,7 @@ pub async fn query(t: &Target, sql: &str, format: OutputFormat) -> Result<ExitCo
     let result = q.query_with_stats(sql).await;
     bar.finish_and_clear();
     let (batch, stats) = result.context("Athena query")?;
-    let mut text = render(&[batch], format).map_err(anyhow::Error::msg)?;
+    let mut text = render(&[batch], format)?;
     if format == OutputFormat::Table {
         text.push('\n');
     }
@@ -276,7 +276,7 @@ pub async fn report(t: &Target, out: &Path) -> Result<ExitCode> {
     let result = q.query_with_stats(REPORT_SQL).await;
     bar.finish_and_clear();
     let (batch, stats) = result.context("Athena query of daily_sentiment")?;
-    let json = render(&[batch], OutputFormat::Json).map_err(anyhow::Error::msg)?;
+    let json = render(&[batch], OutputFormat::Json)?;
     let rows = crate::report::parse_rows(&json).map_err(anyhow::Error::msg)?;
     eprintln!(
         "scanned {}, about ${:.6}; query {}",

@@ -1,4 +1,4 @@
-//! A moto_server harness for tests (feature `test-support`).
+//! A moto_server harness for tests.
 //!
 //! The first call to [`moto`] in a test binary starts one
 //! `moto_server -H 127.0.0.1 -p <free port>` (from `$MOTO_SERVER`, else the
@@ -28,14 +28,7 @@ use aws_types::region::Region;
 use etl_core::Delivery;
 use serde_json::{json, Value};
 
-use crate::{Clients, Timeouts};
-
-mod comprehend_stub;
-pub mod faults;
-mod http;
-
-pub use comprehend_stub::{stub_label, ComprehendStub, StubCounts};
-pub use faults::{Fault, FaultCounts, FaultProxy, Rule, Trigger, MAX_HOLD};
+use etl_aws::{Clients, Timeouts};
 
 /// A running moto_server.
 #[derive(Debug)]

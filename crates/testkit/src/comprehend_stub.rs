@@ -2,7 +2,7 @@
 //! `X-Amz-Target: Comprehend_20171127.<Operation>`) for the pipeline:
 //! `BatchDetectSentiment` and `BatchDetectDominantLanguage` (moto answers
 //! batch calls with 500). Use it directly as an endpoint or behind a
-//! [`super::FaultProxy`] (`start_with_comprehend`).
+//! [`crate::FaultProxy`] (`start_with_comprehend`).
 //!
 //! Behaviour, all deterministic:
 //! * a document containing [`ComprehendStub::FAIL_MARKER`] is answered in
@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::http;
+use crate::http;
 
 /// What the stub answered so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

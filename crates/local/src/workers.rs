@@ -1,0 +1,196 @@
+//! The consumer side of `etl run` and `etl redrive`: `workers` tasks, each
+//! receiving a batch from the in-process queue (the event source mapping's
+//! role) and putting it through core's `consume_batch`, one message at a
+//! time per task, as a Lambda with a batch concurrency of 1 would. What
+//! landed is acknowledged and committed to the lake's state; what failed
+//! is released for redelivery (dead-lettered after `max_receive_count`). A
+//! lake that cannot be written stops every task, instead of dead-lettering
+//! every message for a fault that is not theirs.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use etl_core::{
+    consume_batch, BackendError, BatchMessage, Clock, ConsumeError, ConsumeOptions, Consumer,
+    Delivery, MessageResult, Routes, SentimentAnalyzer, WorkQueue,
+};
+use thiserror::Error;
+use tracing::warn;
+
+use crate::catalog::LocalCatalog;
+use crate::dead_letter::DeadLetterFile;
+use crate::queue::InProcessQueue;
+use crate::run::RunCounters;
+use crate::sink::FsSink;
+use crate::state::Landed;
+
+/// What the consumer tasks of a local run share.
+pub(crate) struct Pipes {
+    pub(crate) queue: Arc<InProcessQueue>,
+    pub(crate) sink: Arc<FsSink>,
+    pub(crate) catalog: Arc<LocalCatalog>,
+    pub(crate) analyzer: Arc<dyn SentimentAnalyzer>,
+    /// Where refused records go alone.
+    pub(crate) refused: Arc<DeadLetterFile>,
+    /// Where the versions that landed are committed.
+    pub(crate) landed: Arc<Landed>,
+    pub(crate) counters: Arc<RunCounters>,
+    pub(crate) files: Arc<AtomicU64>,
+    pub(crate) options: ConsumeOptions,
+    /// Stamps `processed_at`.
+    pub(crate) clock: &'static dyn Clock,
+}
+
+/// Why the consumer tasks stopped a run.
+#[derive(Debug, Error)]
+pub enum ConsumerStop {
+    /// The lake cannot be written: every message would fail the same way.
+    #[error("the lake cannot be written: {0}")]
+    Lake(#[source] ConsumeError),
+    /// The in-process queue refused an operation.
+    #[error("the work queue failed: {0}")]
+    Queue(#[source] BackendError),
+    /// A consumer task died (a bug outside any one message).
+    #[error("a consumer task died: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Start `workers` consumer tasks on the queue. Each returns the messages
+/// it completed.
+pub(crate) fn spawn_consumers(
+    pipes: Pipes,
+    workers: usize,
+    batch_size: usize,
+) -> Vec<tokio::task::JoinHandle<Result<u64, ConsumerStop>>> {
+    let pipes = Arc::new(pipes);
+    (0..workers.max(1))
+        .map(|worker| {
+            let p = pipes.clone();
+            tokio::spawn(async move { consume_loop(&p, worker, batch_size.max(1)).await })
+        })
+        .collect()
+}
+
+async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64, ConsumerStop> {
+    let consumer = Consumer {
+        analyzer: p.analyzer.as_ref(),
+        sink: p.sink.as_ref(),
+        catalog: p.catalog.as_ref(),
+        options: p.options,
+        clock: p.clock,
+    };
+    // Refused records go to the dead-letter file alone; transient failures
+    // fail the message, which is released for redelivery (no requeue:
+    // VADER is not billed).
+    let routes = Routes {
+        dead_letters: Some(p.refused.as_ref()),
+        requeue: None,
+        receive_count: 1,
+        memo: None,
+    };
+    let queue = &p.queue;
+    let mut ok = 0u64;
+    loop {
+        let batch = queue
+            .receive(batch_size, Duration::from_secs(3600))
+            .await
+            .map_err(ConsumerStop::Queue)?;
+        if batch.is_empty() {
+            if queue.is_drained().await {
+                return Ok(ok);
+            }
+            continue;
+        }
+        let messages: Vec<BatchMessage<'_>> = batch
+            .iter()
+            .map(|d| BatchMessage {
+                message_id: &d.message_id,
+                body: &d.body,
+                receive_count: d.receive_count,
+            })
+            .collect();
+        let results = consume_batch(&consumer, routes, &messages, 1, &|| true).await;
+        let mut stop = None;
+        for (d, result) in batch.iter().zip(results) {
+            match result {
+                MessageResult::Done(o) => {
+                    p.counters
+                        .scored
+                        .fetch_add(o.records as u64, Ordering::Relaxed);
+                    p.counters.bytes_written.fetch_add(
+                        o.objects.iter().map(|x| x.1 as u64).sum(),
+                        Ordering::Relaxed,
+                    );
+                    p.files.fetch_add(o.objects.len() as u64, Ordering::Relaxed);
+                    commit_landed(p, d, &o);
+                    queue.ack(d).await.map_err(ConsumerStop::Queue)?;
+                    p.counters.messages_done.fetch_add(1, Ordering::Relaxed);
+                    ok += 1;
+                }
+                MessageResult::Failed(e @ ConsumeError::Storage { .. }) => {
+                    queue
+                        .release(d, &e.to_string())
+                        .await
+                        .map_err(ConsumerStop::Queue)?;
+                    stop.get_or_insert(e);
+                }
+                MessageResult::Failed(e) => {
+                    warn!(message = "Message failed.", worker, message_id = %d.message_id, receive_count = d.receive_count, error = %e);
+                    queue
+                        .release(d, &e.to_string())
+                        .await
+                        .map_err(ConsumerStop::Queue)?;
+                }
+                MessageResult::NotStarted => {
+                    queue
+                        .release(d, "not started")
+                        .await
+                        .map_err(ConsumerStop::Queue)?;
+                }
+            }
+        }
+        if let Some(e) = stop {
+            queue.abort().await;
+            return Err(ConsumerStop::Lake(e));
+        }
+    }
+}
+
+/// Only what landed is recorded as sent: records refused (in
+/// `_dead_letter/`) or deferred are retried by the next run.
+fn commit_landed(p: &Pipes, d: &Delivery, o: &etl_core::MessageOutcome) {
+    if o.refused.is_empty() && o.deferred.is_empty() {
+        p.landed.commit_message(&d.body);
+    } else if let Ok(m) = etl_core::decode_message(&d.body) {
+        let failed: HashSet<&str> = o
+            .refused
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .chain(o.deferred.iter().map(String::as_str))
+            .collect();
+        p.landed
+            .commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
+    }
+}
+
+/// Wait for every consumer task; the messages they completed, or the first
+/// failure that stopped one.
+pub(crate) async fn join_consumers(
+    workers: Vec<tokio::task::JoinHandle<Result<u64, ConsumerStop>>>,
+) -> Result<u64, ConsumerStop> {
+    let mut messages_ok = 0;
+    let mut stopped = None;
+    for w in workers {
+        match w.await {
+            Ok(Ok(n)) => messages_ok += n,
+            Ok(Err(e)) => stopped = Some(e),
+            Err(e) => stopped = Some(ConsumerStop::Task(e)),
+        }
+    }
+    match stopped {
+        Some(e) => Err(e),
+        None => Ok(messages_ok),
+    }
+}
