@@ -1,6 +1,6 @@
 # Reliability scenarios, included by the top-level Makefile.
 #
-#   make reliability     run the fault-injection scenarios (tests/e2e/faults.rs: the AWS
+#   make reliability     run the fault-injection scenarios (tests/e2e/faults/: the AWS
 #                        path on moto behind a loopback fault proxy, and the local
 #                        backends) with RELIABILITY_REPORT set, then summarise the JSON
 #                        lines they append into a table:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarise the reliability scenarios' JSON lines into a table.
 
-Each line (appended by tests/e2e/faults.rs when RELIABILITY_REPORT is set):
+Each line (appended by tests/e2e/faults/ when RELIABILITY_REPORT is set):
 
     {"scenario": "...", "backend": "aws"|"local", "ok": true,
      "records": {"source": N, "lake": L, "dead_letter": D, "duplicates": 0, "missing": 0, ...},

@@ -9,14 +9,15 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};
-use etl_testkit::{
-    create_bucket, create_queue, create_table, moto, put_items, sqs_event_json, unique,
-};
 use etl_aws::{SqsQueue, StateStore};
 use etl_core::{Delivery, FieldMap, WorkQueue};
+use etl_testkit::records::TEXTS;
+use etl_testkit::{
+    create_bucket, create_queue, create_table, moto, put_items, s3_lake, sqs_event_json, unique,
+};
 use producer::{Producer, Request, Status};
 
-use crate::support::{s3_lake, vader_consumer, TEXTS};
+use crate::support::vader_consumer;
 
 const N: usize = 300;
 

@@ -5,43 +5,11 @@
 //! run is unaffected, and every record is accounted for.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use etl_core::{AnalyzeError, Document, Engine, SentimentAnalyzer, SentimentScore, VaderAnalyzer};
 use etl_local::{run_with, DeadLetter, RunConfig, RunCounters};
+use etl_testkit::{Script, ScriptedAnalyzer};
 use serde_json::json;
-
-/// VADER, except that "POISON" fails permanently and "PANIC" panics.
-struct Poisoned {
-    vader: VaderAnalyzer,
-    calls: AtomicUsize,
-    refused: AtomicUsize,
-}
-
-#[async_trait]
-impl SentimentAnalyzer for Poisoned {
-    fn engine(&self) -> Engine {
-        Engine::Vader
-    }
-    async fn analyze(
-        &self,
-        docs: &[Document<'_>],
-    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if docs.iter().any(|d| d.text.contains("PANIC")) {
-            panic!("analyzer bug triggered");
-        }
-        Ok(crate::support::score_refusing(
-            &self.vader,
-            docs,
-            "POISON",
-            "InvalidRequest",
-            &self.refused,
-        ))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_accounted_for() {
@@ -65,11 +33,13 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
     cfg.workers = 2;
     cfg.message_budget = 4 * 1024;
     cfg.max_receive_count = 3;
-    let analyzer = Arc::new(Poisoned {
-        vader: VaderAnalyzer::new(),
-        calls: AtomicUsize::new(0),
-        refused: AtomicUsize::new(0),
-    });
+    // VADER, except that "POISON" fails permanently and "PANIC" panics.
+    let analyzer = Arc::new(
+        ScriptedAnalyzer::vader()
+            .with(Script::PanicOn("PANIC".into()))
+            .refusing("POISON", "InvalidRequest")
+            .refusal_message("refused {id}"),
+    );
     let summary = run_with(
         cfg,
         analyzer.clone(),
@@ -131,13 +101,18 @@ async fn poison_messages_are_dead_lettered_after_max_receives_and_everything_is_
     assert_eq!(panicked.reasons.len(), 3);
     assert!(panicked.record_ids.len() > 1, "the whole message");
     assert_eq!(
-        analyzer.refused.load(Ordering::SeqCst),
+        analyzer.counts().refused,
         1,
         "the refused document was analysed once"
     );
+    assert_eq!(
+        analyzer.counts().panics,
+        u64::from(panicked.receive_count),
+        "the panic fired on every receive"
+    );
 
     // Exact accounting: every source record is in the lake once or in a dead letter.
-    let rows = crate::lake::read_lake(&lake);
+    let rows = etl_testkit::lake::read_lake(&lake);
     let in_lake: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
     let lake_set: HashSet<_> = in_lake.iter().cloned().collect();
     assert_eq!(lake_set.len(), in_lake.len(), "no duplicates");

@@ -10,9 +10,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use etl_core::output::output_schema;
 use etl_core::QueryEngine;
 use etl_local::{run, DataFusionQuery, RunConfig, RunCounters, RunSummary};
+use etl_testkit::lake::{read_batches, read_lake, Row};
 use serde_json::{json, Value};
-
-use crate::lake::{read_batches, read_lake, Row};
 
 mod incremental;
 
@@ -237,7 +236,7 @@ fn posts(n: usize, start: usize) -> Vec<Vec<u8>> {
 }
 
 fn file_set(lake: &Path) -> BTreeMap<PathBuf, u64> {
-    crate::lake::parquet_files(lake)
+    etl_testkit::lake::parquet_files(lake)
         .into_iter()
         .map(|f| {
             let len = std::fs::metadata(&f).unwrap().len();

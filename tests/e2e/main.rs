@@ -1,9 +1,10 @@
-//! Workspace end-to-end tests: one test binary, shared helpers in modules.
+//! Workspace end-to-end tests: one test binary, shared helpers in modules
+//! (and in `etl_testkit`: moto, the fault proxy, records, lake readers and
+//! the accounting).
 
 mod aws;
 mod dead_letters;
 mod faults;
-mod lake;
 mod local;
 mod nights;
 mod operator;

@@ -15,15 +15,16 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use consumer::BatchHandler;
-use etl_testkit::{
-    create_bucket, create_queue, create_table, moto, put_items, sqs_event_json, unique,
-};
 use etl_aws::{Clients, SqsQueue, StateStore};
 use etl_core::{FieldMap, SourceRecord, WorkQueue};
+use etl_testkit::accounting::{assert_ok, versions, Accounting, FromLake, Version};
+use etl_testkit::records::TEXTS;
+use etl_testkit::{
+    create_bucket, create_queue, create_table, moto, put_items, s3_lake, sqs_event_json, unique,
+};
 use producer::{Producer, Request, Status, Summary};
 
-use crate::support::accounting::{assert_ok, versions, Accounting, FromLake, Version};
-use crate::support::{s3_lake, vader_consumer, TEXTS};
+use crate::support::vader_consumer;
 
 struct Nights {
     clients: Clients,

@@ -14,11 +14,11 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
+use etl_aws::{Clients, SqsQueue, StateStore};
+use etl_core::{FieldMap, WorkQueue};
 use etl_testkit::{
     create_bucket, create_queue_with_dlq, create_table, moto, put_items, sqs_event_json, unique,
 };
-use etl_aws::{Clients, SqsQueue, StateStore};
-use etl_core::{FieldMap, WorkQueue};
 use producer::{Producer, Request, Status};
 use serde_json::{json, Value};
 
@@ -286,7 +286,7 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
     assert_eq!(runs[1]["sent_records"], 50);
     assert_eq!(st["dead_letters"]["visible"], 2);
     assert_eq!(st["queue"]["visible"], 0);
-    let listed = crate::support::s3_lake::keys(&d.clients.s3, &d.bucket).await;
+    let listed = etl_testkit::s3_lake::keys(&d.clients.s3, &d.bucket).await;
     let files: u64 = st["partitions"]
         .as_array()
         .unwrap()

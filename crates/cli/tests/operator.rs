@@ -9,13 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use etl_core::{AnalyzeError, Document, Engine, SentimentAnalyzer, SentimentScore, VaderAnalyzer};
 use etl_local::{RunConfig, RunCounters};
+use etl_testkit::{Script, ScriptedAnalyzer};
 use serde_json::Value;
 
 fn etl(args: &[&str]) -> Output {
@@ -37,44 +35,15 @@ fn json(out: &Output) -> Value {
 }
 
 /// An engine with an outage for some records and refusals for others:
-/// a batch holding an `outage-` id fails whole (retryable: its message is
-/// redelivered, then dead-lettered), a document containing `REFUSE` is
-/// refused alone (permanent). Counts both, so the test knows they fired.
-struct Faulty {
-    vader: VaderAnalyzer,
-    outages: AtomicU64,
-    refusals: AtomicU64,
-}
-
-#[async_trait]
-impl SentimentAnalyzer for Faulty {
-    fn engine(&self) -> Engine {
-        Engine::Vader
-    }
-
-    async fn analyze(
-        &self,
-        docs: &[Document<'_>],
-    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
-        if docs.iter().any(|d| d.id.starts_with("outage-")) {
-            self.outages.fetch_add(1, Ordering::Relaxed);
-            return Err(AnalyzeError::retryable(
-                "ServiceUnavailable",
-                "the engine is down",
-            ));
-        }
-        let mut out = self.vader.analyze(docs).await?;
-        for (d, r) in docs.iter().zip(out.iter_mut()) {
-            if d.text.contains("REFUSE") {
-                self.refusals.fetch_add(1, Ordering::Relaxed);
-                *r = Err(AnalyzeError::permanent(
-                    "TEXT_REFUSED",
-                    format!("document {} refused", d.id),
-                ));
-            }
-        }
-        Ok(out)
-    }
+/// a batch holding an `outage-` id fails whole (`ServiceUnavailable`,
+/// retryable: its message is redelivered, then dead-lettered), a document
+/// containing `REFUSE` is refused alone (`TEXT_REFUSED`, permanent). The
+/// analyzer counts both, so the test knows they fired.
+fn faulty() -> ScriptedAnalyzer {
+    ScriptedAnalyzer::vader()
+        .with(Script::OutageForIds("outage-".into()))
+        .refusing("REFUSE", "TEXT_REFUSED")
+        .refusal_message("document {id} refused")
 }
 
 /// Source lines with production's shapes: ids with `/`, `..`, spaces and
@@ -156,12 +125,8 @@ fn query(lake: &str, sql: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn faulty_run(input: &Path, lake: &Path) -> (etl_local::RunSummary, Arc<Faulty>) {
-    let faulty = Arc::new(Faulty {
-        vader: VaderAnalyzer::new(),
-        outages: AtomicU64::new(0),
-        refusals: AtomicU64::new(0),
-    });
+async fn faulty_run(input: &Path, lake: &Path) -> (etl_local::RunSummary, Arc<ScriptedAnalyzer>) {
+    let faulty = Arc::new(faulty());
     let mut cfg = RunConfig::new(input, lake);
     cfg.workers = 2;
     cfg.message_budget = 4 * 1024;
@@ -186,14 +151,8 @@ async fn status_reconcile_redrive_and_rerun_account_for_every_version() {
     let input_s = input.to_str().unwrap();
 
     let (summary, faulty) = faulty_run(&input, &lake).await;
-    assert!(
-        faulty.outages.load(Ordering::Relaxed) > 0,
-        "the outage fired"
-    );
-    assert!(
-        faulty.refusals.load(Ordering::Relaxed) > 0,
-        "refusals fired"
-    );
+    assert!(faulty.counts().outages > 0, "the outage fired");
+    assert!(faulty.counts().refused > 0, "refusals fired");
     assert!(summary.dead_lettered_records > 6, "{summary:?}");
     assert_eq!(summary.produce.rejected, bad_lines as u64);
 

@@ -11,12 +11,12 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::NaiveDate;
 use consumer::{BatchHandler, Deps};
 use etl_aws::sqs::SqsDeadLetters;
-use etl_testkit::{create_bucket, moto, unique, ComprehendStub};
 use etl_aws::{AthenaQuery, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink, SqsQueue};
 use etl_core::{
     AnalyzeError, BackendError, Catalog, ConsumeOptions, Document, Engine, Retry,
     SentimentAnalyzer, SentimentScore, VaderAnalyzer,
 };
+use etl_testkit::{create_bucket, moto, unique, ComprehendStub, Script, ScriptedAnalyzer};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const BATCH: &str = include_str!("../../../events/sqs-batch.json");
@@ -56,7 +56,6 @@ async fn lake(analyzer: Arc<dyn SentimentAnalyzer>) -> Lake {
             sink: Arc::new(sink),
             catalog: Arc::new(catalog),
             views: None,
-            comprehend: None,
         },
     }
 }
@@ -195,33 +194,17 @@ async fn poison_fixture_reports_exactly_the_malformed_message() {
     );
 }
 
-/// VADER, except that it panics on one text.
-struct Explosive(VaderAnalyzer);
-
-#[async_trait]
-impl SentimentAnalyzer for Explosive {
-    fn engine(&self) -> Engine {
-        Engine::Vader
-    }
-    async fn analyze(
-        &self,
-        docs: &[Document<'_>],
-    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
-        assert!(
-            !docs.iter().any(|d| d.text.contains("Support was fast")),
-            "simulated bug"
-        );
-        self.0.analyze(docs).await
-    }
-}
-
 #[tokio::test]
 async fn a_panic_while_processing_one_message_fails_only_that_message() {
-    let lake = lake(Arc::new(Explosive(VaderAnalyzer::new()))).await;
+    // VADER, except that it panics on one text (a bug).
+    let analyzer =
+        Arc::new(ScriptedAnalyzer::vader().with(Script::PanicOn("Support was fast".into())));
+    let lake = lake(analyzer.clone()).await;
     let out = lake.handler().handle(event(BATCH)).await.unwrap();
     // "Support was fast" is in the second message of the fixture.
     assert_eq!(failed_ids(&out), ["7b2a4f3c-5d6e-4f70-8a91-b2c3d4e5f601"]);
     assert_eq!(lake.ids().await, ["post-0001", "post-0002", "post-0006"]);
+    assert_eq!(analyzer.counts().panics, 1, "the bug fired");
 }
 
 #[tokio::test]
@@ -286,51 +269,15 @@ async fn failing_athena_views_do_not_fail_messages() {
 // ---------------------------------------------------------------------------
 
 /// VADER, except that texts containing one of `refuse` are refused
-/// permanently; counts how many times each text was analysed.
-struct Refusing {
-    vader: VaderAnalyzer,
-    refuse: Vec<&'static str>,
-    seen: std::sync::Mutex<std::collections::HashMap<String, usize>>,
-}
-
-impl Refusing {
-    fn new(refuse: &[&'static str]) -> Self {
-        Self {
-            vader: VaderAnalyzer::new(),
-            refuse: refuse.to_vec(),
-            seen: Default::default(),
-        }
-    }
-    fn calls(&self) -> usize {
-        self.seen.lock().unwrap().values().sum()
-    }
-}
-
-#[async_trait]
-impl SentimentAnalyzer for Refusing {
-    fn engine(&self) -> Engine {
-        Engine::Vader
-    }
-    async fn analyze(
-        &self,
-        docs: &[Document<'_>],
-    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
-        let mut seen = self.seen.lock().unwrap();
-        Ok(docs
-            .iter()
-            .map(|d| {
-                *seen.entry(d.text.to_owned()).or_default() += 1;
-                if self.refuse.iter().any(|r| d.text.contains(r)) {
-                    Err(AnalyzeError::permanent(
-                        "UnsupportedLanguage",
-                        format!("detected language \"sv\" for {}", d.id),
-                    ))
-                } else {
-                    Ok(self.vader.score(d.text))
-                }
-            })
-            .collect())
-    }
+/// permanently (as Comprehend refuses a language it does not take); the
+/// analyzer counts how many times each text was analysed.
+fn refusing(refuse: &[&str]) -> ScriptedAnalyzer {
+    refuse
+        .iter()
+        .fold(ScriptedAnalyzer::vader(), |a, marker| {
+            a.refusing(marker, "UnsupportedLanguage")
+        })
+        .refusal_message("detected language \"sv\" for {id}")
 }
 
 /// Every message on a queue (deleted as read), with its message attributes.
@@ -382,7 +329,7 @@ fn body_ids(body: &str) -> Vec<String> {
 #[tokio::test]
 async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_message_succeeds() {
     // post-0004 and post-0005 are refused; post-0003 shares their message.
-    let analyzer = Arc::new(Refusing::new(&["Support was fast", "Worst experience"]));
+    let analyzer = Arc::new(refusing(&["Support was fast", "Worst experience"]));
     let lake = lake(analyzer.clone()).await;
     let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config().await);
     let dlq = etl_testkit::create_queue(&sqs, &unique("refused-dlq")).await;
@@ -423,8 +370,13 @@ async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_messag
         .unwrap()
         .content_id;
     assert_eq!(attr(dl, "etl-source-content-id"), source_cid);
-    assert_eq!(analyzer.calls(), 6, "every document analysed exactly once");
-    assert!(analyzer.seen.lock().unwrap().values().all(|&n| n == 1));
+    assert_eq!(
+        analyzer.counts().documents,
+        6,
+        "every document analysed exactly once"
+    );
+    assert_eq!(analyzer.seen_again(), 0);
+    assert_eq!(analyzer.counts().refused, 2, "both refusals fired");
 
     // Redriven as it is, the dead letter is a valid message: consumed again
     // (here still refused), it produces a dead letter of the same records.
@@ -453,7 +405,8 @@ async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_messag
 
 #[tokio::test]
 async fn when_the_dlq_cannot_be_reached_the_message_fails_whole() {
-    let lake = lake(Arc::new(Refusing::new(&["Support was fast"]))).await;
+    let analyzer = Arc::new(refusing(&["Support was fast"]));
+    let lake = lake(analyzer.clone()).await;
     let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config().await);
     let missing = format!(
         "{}/123456789012/{}",
@@ -466,6 +419,7 @@ async fn when_the_dlq_cannot_be_reached_the_message_fails_whole() {
     let out = h.handle(event(BATCH)).await.unwrap();
     assert_eq!(failed_ids(&out), ["7b2a4f3c-5d6e-4f70-8a91-b2c3d4e5f601"]);
     assert_eq!(out.stats.records_refused, 0);
+    assert!(analyzer.counts().refused > 0, "the refusal fired");
 }
 
 #[tokio::test]
@@ -483,8 +437,8 @@ async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_tw
             .with_retry(2, Duration::from_millis(1), Duration::from_millis(2))
             .with_rate_limiter(Arc::new(etl_aws::RateLimiter::per_second(1_000.0))),
     );
-    let mut lake = lake(analyzer.clone()).await;
-    lake.deps.comprehend = Some(analyzer);
+    // The handler reads the billing units from the analyzer itself.
+    let lake = lake(analyzer).await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let work = etl_testkit::create_queue(&sqs, &unique("work")).await;
     let dlq = etl_testkit::create_queue(&sqs, &unique("work-dlq")).await;
@@ -629,7 +583,6 @@ fn memory_handler(analyzer: Arc<Slow>, lake: Arc<MemoryLake>, margin: Duration) 
         sink: lake.clone(),
         catalog: lake,
         views: None,
-        comprehend: None,
     };
     BatchHandler::from_deps(deps, "sentiment", ConsumeOptions::default(), 1)
         .with_deadline_margin(margin)

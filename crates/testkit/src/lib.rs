@@ -12,21 +12,29 @@
 //! * [`ScriptedAnalyzer`]: wraps an analyzer and fails, refuses, panics or
 //!   throttles on cue, counting what it did.
 //! * [`fixtures`]: records as production sends them (hostile ids, every kind
-//!   of Unicode, timestamps relative to now).
+//!   of Unicode, timestamps relative to now); [`records`]: the plainer
+//!   builders the end-to-end scenarios share.
+//! * [`accounting`]: every source version exactly once in the lake or in a
+//!   dead-letter place with its reason, read back from real Parquet
+//!   ([`lake`] for a local lake, [`s3_lake`] for one on moto's S3).
 //!
 //! Only ever a dev-dependency: `cargo tree -p consumer -e normal` does not
 //! list it.
 #![warn(missing_docs)]
 
+pub mod accounting;
 mod comprehend_stub;
 pub mod contract;
 pub mod faults;
 pub mod fixtures;
 mod http;
+pub mod lake;
 pub mod moto;
+pub mod records;
+pub mod s3_lake;
 mod scripted;
 
 pub use comprehend_stub::{stub_label, ComprehendStub, StubCounts};
 pub use faults::{Fault, FaultCounts, FaultProxy, Rule, Trigger, MAX_HOLD};
 pub use moto::*;
-pub use scripted::{Script, ScriptCounts, ScriptedAnalyzer};
+pub use scripted::{Script, ScriptCounts, ScriptedAnalyzer, DEFAULT_REFUSAL_MESSAGE};

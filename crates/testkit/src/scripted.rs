@@ -6,7 +6,8 @@
 //! let engine = ScriptedAnalyzer::vader()
 //!     .with(Script::ThrottleFirst(3))
 //!     .with(Script::Refuse { marker: "POISON".into(), code: "InvalidRequest".into() })
-//!     .with(Script::PanicOn("PANIC".into()));
+//!     .with(Script::PanicOn("PANIC".into()))
+//!     .refusal_message("refused {id}");
 //! // … run …
 //! assert_eq!(engine.counts().throttled, 3);
 //! ```
@@ -33,8 +34,9 @@ pub enum Script {
     /// A call holding a document whose text contains the marker panics (a bug).
     PanicOn(String),
     /// Documents whose text contains `marker` are refused alone, permanently,
-    /// with `code` (Comprehend's `ErrorList`). Only while refusals are on
-    /// ([`ScriptedAnalyzer::set_refusing`]).
+    /// with `code` (Comprehend's `ErrorList`) and the analyzer's
+    /// [refusal message](ScriptedAnalyzer::refusal_message). Only while
+    /// refusals are on ([`ScriptedAnalyzer::set_refusing`]).
     Refuse {
         /// Text that marks a document to refuse.
         marker: String,
@@ -60,10 +62,15 @@ pub struct ScriptCounts {
     pub refused: u64,
 }
 
+/// The message of a refusal unless [`ScriptedAnalyzer::refusal_message`]
+/// sets another; `{id}` stands for the document's id.
+pub const DEFAULT_REFUSAL_MESSAGE: &str = "document {id} refused (injected)";
+
 /// An analyzer that follows a [`Script`]. Cheap to share: wrap it in an `Arc`.
 pub struct ScriptedAnalyzer {
     inner: Arc<dyn SentimentAnalyzer>,
     steps: Vec<Script>,
+    refusal_message: String,
     refusing: AtomicBool,
     calls: AtomicU64,
     documents: AtomicU64,
@@ -85,6 +92,7 @@ impl ScriptedAnalyzer {
         Self {
             inner,
             steps: Vec::new(),
+            refusal_message: DEFAULT_REFUSAL_MESSAGE.to_owned(),
             refusing: AtomicBool::new(true),
             calls: AtomicU64::new(0),
             documents: AtomicU64::new(0),
@@ -108,6 +116,15 @@ impl ScriptedAnalyzer {
             marker: marker.into(),
             code: code.into(),
         })
+    }
+
+    /// The message of every refusal ([`Script::Refuse`]), `{id}` standing
+    /// for the refused document's id: what a test that asserts the reason a
+    /// record was dead-lettered with expects, e.g. `"refused {id}"`
+    /// (default [`DEFAULT_REFUSAL_MESSAGE`]).
+    pub fn refusal_message(mut self, template: &str) -> Self {
+        self.refusal_message = template.to_owned();
+        self
     }
 
     /// Turn the [`Script::Refuse`] steps on or off (a fault fixed between nights).
@@ -197,7 +214,7 @@ impl SentimentAnalyzer for ScriptedAnalyzer {
                     self.refused.fetch_add(1, Ordering::SeqCst);
                     *r = Err(AnalyzeError::permanent(
                         code.clone(),
-                        format!("document {} refused (injected)", d.id),
+                        self.refusal_message.replace("{id}", d.id),
                     ));
                 }
             }

@@ -7,17 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use etl_core::{AnalyzeError, Document, Engine, SentimentAnalyzer, SentimentScore, VaderAnalyzer};
+use etl_core::{SentimentAnalyzer, VaderAnalyzer};
 use etl_local::{run_with, RunConfig, RunCounters, RunSummary};
+use etl_testkit::lake::read_lake;
+use etl_testkit::ScriptedAnalyzer;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-use crate::lake::read_lake;
 
 /// (id, updated_at µs, sha256(text), dt) → copies.
 type Versions = BTreeMap<(String, i64, String, String), usize>;
@@ -275,38 +273,6 @@ async fn live_nights_land_every_version_once_with_conflicts_late_future_and_odd_
     }
 }
 
-/// VADER, except that any text containing "POISON" is refused while the
-/// switch is on (a fault that is fixed before the next night).
-struct Flaky {
-    vader: VaderAnalyzer,
-    poisoned: std::sync::atomic::AtomicBool,
-    refused: AtomicUsize,
-}
-
-#[async_trait]
-impl SentimentAnalyzer for Flaky {
-    fn engine(&self) -> Engine {
-        Engine::Vader
-    }
-    async fn analyze(
-        &self,
-        docs: &[Document<'_>],
-    ) -> Result<Vec<Result<SentimentScore, AnalyzeError>>, AnalyzeError> {
-        let marker = if self.poisoned.load(Ordering::SeqCst) {
-            "POISON"
-        } else {
-            "\u{0}never\u{0}"
-        };
-        Ok(crate::support::score_refusing(
-            &self.vader,
-            docs,
-            marker,
-            "InvalidRequest",
-            &self.refused,
-        ))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_lettered_records_are_not_marked_sent_and_the_next_run_retries_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,15 +290,13 @@ async fn dead_lettered_records_are_not_marked_sent_and_the_next_run_retries_them
         })
         .collect();
     write_input(&input, &versions.iter().map(V::line).collect::<Vec<_>>());
-    let analyzer = Arc::new(Flaky {
-        vader: VaderAnalyzer::new(),
-        poisoned: true.into(),
-        refused: AtomicUsize::new(0),
-    });
+    // VADER, except that any text containing "POISON" is refused while
+    // refusals are on (a fault that is fixed before the next night).
+    let analyzer = Arc::new(ScriptedAnalyzer::vader().refusing("POISON", "InvalidRequest"));
 
     let s1 = night(&input, &lake, analyzer.clone()).await;
     assert!(s1.dead_lettered_messages >= 1, "{s1:?}");
-    assert!(analyzer.refused.load(Ordering::SeqCst) > 0);
+    assert!(analyzer.counts().refused > 0, "the refusals fired");
     let dead: Vec<String> = std::fs::read_to_string(lake.join("_dead_letter/messages.jsonl"))
         .unwrap()
         .lines()
@@ -369,7 +333,7 @@ async fn dead_lettered_records_are_not_marked_sent_and_the_next_run_retries_them
     assert_eq!(s2.pending_retry, s1.pending_retry);
 
     // Fixed: the next night retries exactly those and they land.
-    analyzer.poisoned.store(false, Ordering::SeqCst);
+    analyzer.set_refusing(false);
     let s3 = night(&input, &lake, analyzer.clone()).await;
     assert_eq!(
         (

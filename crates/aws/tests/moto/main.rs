@@ -3,6 +3,7 @@
 //! buckets, so they run in parallel.
 
 mod athena;
+mod contract;
 mod dynamodb;
 mod glue;
 mod s3;

@@ -406,6 +406,8 @@ mod tests {
     use super::*;
     use crate::faults::Trigger;
 
+    const AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240501/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=abc";
+
     /// An upstream that answers every request `200 {}` and counts them.
     async fn counting_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,18 +9,25 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 /// The columns the end-to-end checks look at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3Row {
+    /// The record id.
     pub id: String,
+    /// The text.
     pub text: String,
     /// `updated_at`, µs since the epoch.
     pub updated_at_us: i64,
+    /// The sentiment label.
     pub sentiment: String,
+    /// `score_compound` (`None` for engines without one).
     pub compound: Option<f64>,
+    /// The engine that scored the record.
     pub engine: String,
+    /// The Hive partition the object is under.
     pub dt: String,
+    /// The object's key.
     pub key: String,
 }
 
-/// Every object key in the bucket (bounded paging).
+/// Every object key in the bucket, sorted (bounded paging).
 pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = None;
@@ -46,7 +53,7 @@ pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     out
 }
 
-/// Every row of every Parquet object.
+/// Every row of every Parquet object in the bucket.
 pub async fn rows(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<S3Row> {
     let mut rows = Vec::new();
     for key in keys(s3, bucket).await {

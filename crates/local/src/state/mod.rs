@@ -33,30 +33,41 @@
 //!
 //! A damaged or old-format state file stops the run before anything is
 //! written, naming the file and how to recover ([`StateError`]).
+//!
+//! This module is the policy: [`LakeState`], the change filter that decides
+//! what a run sends and tracks what it sent. What it keeps on disk has files
+//! of its own: `summary` is `watermark.json`, `landed` the log consumers
+//! commit landed versions to, `save` the step that merges them into the
+//! fingerprint files at the end of a run, and `error` the one error all of
+//! them report ([`StateError`]). The fingerprint sets themselves are
+//! [`crate::fpset`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use etl_core::incremental::fingerprint;
 use etl_core::{ChangeFilter, SourceRecord};
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::fpset::{
-    difference_sorted, merge_sorted, stream_parts, write_file, Invalid, SortedFile, SpillSet,
-};
-use crate::sink::write_atomic;
+use crate::fpset::{SortedFile, SpillSet};
+
+mod error;
+mod landed;
+mod save;
+mod summary;
 
 pub use crate::fpset::Fp;
+pub use error::StateError;
+pub use landed::Landed;
+pub use save::SaveReport;
+pub use summary::{read_summary, StateSummary};
+
+use summary::parse_summary;
 
 /// Fingerprints of one set held in memory before they are spilled to disk:
 /// 7/8 of a 2^19-slot table of 16-byte slots, so a table never passes 8 MiB.
 pub const SPILL_AT: usize = (1 << 19) / 8 * 7;
-
-/// Version of `watermark.json` this build writes.
-const STATE_FORMAT: u32 = 2;
 
 /// The state directory of a lake.
 pub fn state_dir(lake: &Path) -> PathBuf {
@@ -75,162 +86,6 @@ pub fn sent_path(lake: &Path) -> PathBuf {
 /// Versions the last run sent that did not land.
 pub fn retry_path(lake: &Path) -> PathBuf {
     state_dir(lake).join("retry.fp")
-}
-
-/// A state file that cannot be used. Nothing has been written when a run
-/// stops with one of these.
-#[derive(Debug, Error)]
-pub enum StateError {
-    /// The file is damaged (truncated, padded, reordered, flipped bits, not JSON).
-    #[error(
-        "lake state file {path} is corrupt ({reason}); the run stopped and wrote nothing. \
-         To recover, restore the file from a backup, or run again with --full: it re-scores \
-         every record of the input and rebuilds the state (the views count each version once)"
-    )]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Written by an earlier build that keyed versions on (id, updated_at)
-    /// alone, with a 64-bit hash.
-    #[error(
-        "lake state file {path} was written by an older etl (64-bit fingerprints that ignore \
-         the text); the run stopped and wrote nothing. Run once with --full to rebuild the \
-         state in the new format (or delete {dir} to start over)"
-    )]
-    OldFormat {
-        /// The file.
-        path: PathBuf,
-        /// The state directory.
-        dir: PathBuf,
-    },
-    /// The file could not be read or written.
-    #[error("lake state file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl StateError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
-        StateError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
-
-    fn from_invalid(path: &Path, e: Invalid) -> Self {
-        match e {
-            Invalid::OldFormat => StateError::OldFormat {
-                path: path.to_owned(),
-                dir: path.parent().map(Path::to_owned).unwrap_or_default(),
-            },
-            Invalid::Corrupt(reason) => StateError::Corrupt {
-                path: path.to_owned(),
-                reason,
-            },
-            Invalid::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                StateError::Corrupt {
-                    path: path.to_owned(),
-                    reason: format!("shorter than it says: {e}"),
-                }
-            }
-            Invalid::Io(e) => StateError::io(path, e),
-        }
-    }
-}
-
-/// `watermark.json`: what the last completed run saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateSummary {
-    /// Format version (2: SHA-256 version fingerprints).
-    pub format: u32,
-    /// Newest `updated_at` of a version that landed, over all runs.
-    pub newest_updated_at: Option<DateTime<Utc>>,
-    /// When the last completed run started.
-    pub last_run_started_at: Option<DateTime<Utc>>,
-    /// Versions in `sent.fp`.
-    pub versions: u64,
-    /// Versions in `retry.fp` (sent by the last run, not landed).
-    pub pending_retry: u64,
-}
-
-/// What saving the state recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SaveReport {
-    /// Versions the lake holds (all runs).
-    pub versions: u64,
-    /// Versions this run sent that did not land; the next run retries them.
-    pub pending_retry: u64,
-}
-
-/// The versions of this run that landed in the lake, committed by the
-/// consumers one successful message at a time. Shared behind an `Arc`.
-#[derive(Debug)]
-pub struct Landed {
-    inner: Mutex<LandedInner>,
-}
-
-#[derive(Debug)]
-struct LandedInner {
-    set: SpillSet,
-    newest: Option<DateTime<Utc>>,
-    failed: Option<std::io::Error>,
-}
-
-impl Landed {
-    fn new(dir: PathBuf, cap: usize) -> Self {
-        Self {
-            inner: Mutex::new(LandedInner {
-                set: SpillSet::new(dir, "landed", cap),
-                newest: None,
-                failed: None,
-            }),
-        }
-    }
-
-    /// Mark these records as in the lake.
-    pub fn commit<'a>(&self, records: impl IntoIterator<Item = &'a SourceRecord>) {
-        let mut g = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for r in records {
-            g.newest = g.newest.max(Some(r.updated_at));
-            if let Err(e) = g.set.insert(fingerprint(r)) {
-                g.failed.get_or_insert(e);
-            }
-        }
-    }
-
-    /// Mark the records of a message body that was consumed successfully.
-    /// (The consumer decoded the same body, so this cannot fail on a
-    /// message that landed; a body that does not decode marks nothing.)
-    pub fn commit_message(&self, body: &str) {
-        if let Ok(m) = etl_core::decode_message(body) {
-            self.commit(&m.records);
-        }
-    }
-
-    /// Versions committed so far.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .set
-            .len()
-    }
-
-    /// Whether none was committed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The change filter of local runs, and the state it saves.
@@ -371,147 +226,6 @@ impl LakeState {
 
     fn fail(&mut self, e: std::io::Error) {
         self.failed.get_or_insert(e);
-    }
-
-    /// Persist: `sent.fp` gains the versions that landed, `retry.fp` holds
-    /// those sent but not landed, then `watermark.json`. Call only after
-    /// every consumer has finished and the lake's files are synced.
-    pub fn save(self) -> Result<SaveReport, StateError> {
-        let sp = self.dir.join("sent.fp");
-        let rp = self.dir.join("retry.fp");
-        let on = |p: &Path| {
-            let p = p.to_owned();
-            move |e| StateError::io(&p, e)
-        };
-        if let Some(e) = self.failed {
-            return Err(StateError::io(&sp, e));
-        }
-        let landed = Arc::try_unwrap(self.landed)
-            .map(|l| l.inner.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .map_err(|_| {
-                StateError::io(
-                    &sp,
-                    std::io::Error::other("a consumer still holds the landed log"),
-                )
-            })?;
-        if let Some(e) = landed.failed {
-            return Err(StateError::io(&sp, e));
-        }
-        let (landed_table, landed_spill) = landed.set.into_parts();
-        let all_sent = merge_sorted(
-            self.sent.stream().map_err(on(&sp))?,
-            stream_parts(&landed_table, &landed_spill).map_err(on(&sp))?,
-        );
-        let versions = write_file(&sp, all_sent).map_err(on(&sp))?;
-        let (pending_table, pending_spill) = self.pending.into_parts();
-        let not_landed = difference_sorted(
-            stream_parts(&pending_table, &pending_spill).map_err(on(&rp))?,
-            stream_parts(&landed_table, &landed_spill).map_err(on(&rp))?,
-        );
-        let pending_retry = write_file(&rp, not_landed).map_err(on(&rp))?;
-        let summary = StateSummary {
-            format: STATE_FORMAT,
-            newest_updated_at: self.previous.newest_updated_at.max(landed.newest),
-            last_run_started_at: Some(self.started_at),
-            versions,
-            pending_retry,
-        };
-        let wp = self.dir.join("watermark.json");
-        let json = serde_json::to_vec_pretty(&summary).expect("summary serialises");
-        write_atomic(&wp, &json, 0).map_err(|e| StateError::io(&wp, e))?;
-        Ok(SaveReport {
-            versions,
-            pending_retry,
-        })
-    }
-}
-
-impl LakeState {
-    /// Persist after a redrive: `sent.fp` gains the versions that landed,
-    /// `retry.fp` loses them (what failed again stays to be retried by the
-    /// next run), `watermark.json` keeps the last run's start and newest
-    /// `updated_at` and gets the new counts. Call only after the redrive's
-    /// files are synced.
-    pub fn save_redrive(self) -> Result<SaveReport, StateError> {
-        let sp = self.dir.join("sent.fp");
-        let rp = self.dir.join("retry.fp");
-        let on = |p: &Path| {
-            let p = p.to_owned();
-            move |e| StateError::io(&p, e)
-        };
-        if let Some(e) = self.failed {
-            return Err(StateError::io(&sp, e));
-        }
-        let landed = Arc::try_unwrap(self.landed)
-            .map(|l| l.inner.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .map_err(|_| {
-                StateError::io(
-                    &sp,
-                    std::io::Error::other("a consumer still holds the landed log"),
-                )
-            })?;
-        if let Some(e) = landed.failed {
-            return Err(StateError::io(&sp, e));
-        }
-        let (landed_table, landed_spill) = landed.set.into_parts();
-        std::fs::create_dir_all(&self.dir).map_err(on(&sp))?;
-        let all_sent = merge_sorted(
-            self.sent.stream().map_err(on(&sp))?,
-            stream_parts(&landed_table, &landed_spill).map_err(on(&sp))?,
-        );
-        let versions = write_file(&sp, all_sent).map_err(on(&sp))?;
-        let still = difference_sorted(
-            self.retry.stream().map_err(on(&rp))?,
-            stream_parts(&landed_table, &landed_spill).map_err(on(&rp))?,
-        );
-        let pending_retry = write_file(&rp, still).map_err(on(&rp))?;
-        let summary = StateSummary {
-            format: STATE_FORMAT,
-            newest_updated_at: self.previous.newest_updated_at.max(landed.newest),
-            last_run_started_at: self.previous.last_run_started_at,
-            versions,
-            pending_retry,
-        };
-        let wp = self.dir.join("watermark.json");
-        let json = serde_json::to_vec_pretty(&summary).expect("summary serialises");
-        write_atomic(&wp, &json, 0).map_err(|e| StateError::io(&wp, e))?;
-        Ok(SaveReport {
-            versions,
-            pending_retry,
-        })
-    }
-}
-
-/// What `watermark.json` says, without loading the fingerprint files
-/// (`None` for a lake no run has completed on).
-pub fn read_summary(lake: &Path) -> Result<Option<StateSummary>, StateError> {
-    let wp = watermark_path(lake);
-    match std::fs::read(&wp) {
-        Ok(b) => parse_summary(&wp, &b).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StateError::io(&wp, e)),
-    }
-}
-
-fn parse_summary(path: &Path, bytes: &[u8]) -> Result<StateSummary, StateError> {
-    let corrupt = |reason: String| StateError::Corrupt {
-        path: path.to_owned(),
-        reason,
-    };
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-    match v.get("format") {
-        None if v.get("at").is_some() || v.get("ids_at").is_some() => Err(StateError::OldFormat {
-            path: path.to_owned(),
-            dir: path.parent().map(Path::to_owned).unwrap_or_default(),
-        }),
-        Some(f) if f.as_u64() == Some(u64::from(STATE_FORMAT)) => {
-            serde_json::from_value(v).map_err(|e| corrupt(e.to_string()))
-        }
-        Some(f) => Err(corrupt(format!(
-            "format {f}, this build reads format {STATE_FORMAT}"
-        ))),
-        None => Err(corrupt("no `format` field".into())),
     }
 }
 

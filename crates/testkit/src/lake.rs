@@ -1,5 +1,5 @@
-//! Reading a lake back the way a user's tools would: every Parquet file under
-//! `sentiment/`, with `dt` from the Hive path.
+//! Reading a local lake back the way a user's tools would: every Parquet
+//! file under `sentiment/`, with `dt` from the Hive path.
 
 use std::path::{Path, PathBuf};
 
@@ -11,22 +11,38 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 /// One row of the output table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The record id.
     pub id: String,
+    /// The text (`None` for a lake written without its `text` column).
     pub text: Option<String>,
+    /// `created_at`, µs since the epoch.
     pub created_at_us: i64,
+    /// `updated_at`, µs since the epoch.
     pub updated_at_us: i64,
+    /// The language column.
     pub language: String,
+    /// The sentiment label.
     pub sentiment: String,
+    /// `score_positive`.
     pub pos: f64,
+    /// `score_negative`.
     pub neg: f64,
+    /// `score_neutral`.
     pub neu: f64,
+    /// `score_mixed`.
     pub mixed: f64,
+    /// `score_compound` (`None` for engines without one).
     pub compound: Option<f64>,
+    /// The engine that scored the record.
     pub engine: String,
+    /// The Hive partition the file is under.
     pub dt: String,
+    /// The Parquet file the row was read from.
     pub file: PathBuf,
 }
 
+/// Every Parquet file of the lake (`sentiment/dt=*/*.parquet`), sorted;
+/// none when the lake has no table yet.
 pub fn parquet_files(lake: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let root = lake.join("sentiment");
@@ -46,6 +62,7 @@ pub fn parquet_files(lake: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every record batch of one Parquet file.
 pub fn read_batches(file: &Path) -> Vec<RecordBatch> {
     let f = std::fs::File::open(file).unwrap();
     ParquetRecordBatchReaderBuilder::try_new(f)
@@ -56,6 +73,7 @@ pub fn read_batches(file: &Path) -> Vec<RecordBatch> {
         .unwrap()
 }
 
+/// Every row of every Parquet file of the lake.
 pub fn read_lake(lake: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
     for file in parquet_files(lake) {

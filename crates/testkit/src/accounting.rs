@@ -10,33 +10,56 @@
 //! one the scenario expects to be refused: a healthy record dead-lettered
 //! with its message is a failure too.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
 pub use etl_core::accounting::{versions, Accounting, Version};
+use etl_core::{decode_message, SourceRecord};
 use serde_json::{json, Value};
+
+use crate::lake::Row;
+use crate::s3_lake::S3Row;
 
 /// Lake rows as versions.
 pub trait FromLake {
     /// Every row of an S3 lake.
-    fn of_s3(rows: &[super::s3_lake::S3Row]) -> Vec<Version>;
+    fn of_s3(rows: &[S3Row]) -> Vec<Version>;
     /// Every row of a local lake.
-    fn of_local(rows: &[crate::lake::Row]) -> Vec<Version>;
+    fn of_local(rows: &[Row]) -> Vec<Version>;
 }
 
 impl FromLake for Version {
-    fn of_s3(rows: &[super::s3_lake::S3Row]) -> Vec<Version> {
+    fn of_s3(rows: &[S3Row]) -> Vec<Version> {
         rows.iter()
             .map(|r| Version::row(&r.id, r.updated_at_us, Some(&r.text), &r.dt))
             .collect()
     }
 
-    fn of_local(rows: &[crate::lake::Row]) -> Vec<Version> {
+    fn of_local(rows: &[Row]) -> Vec<Version> {
         rows.iter()
             .map(|r| Version::row(&r.id, r.updated_at_us, r.text.as_deref(), &r.dt))
             .collect()
     }
+}
+
+/// The accounting of a scenario in which nothing may be dead-lettered.
+pub fn exactly_once(records: &[SourceRecord], lake: &[Version]) -> Accounting {
+    Accounting::new(&versions(records), lake, &[], &BTreeSet::new())
+}
+
+/// The versions in a dead-lettered message body, each with `reason`
+/// (none when the body does not decode).
+pub fn dead_versions(body: &str, reason: &str) -> Vec<(Version, String)> {
+    decode_message(body)
+        .map(|m| {
+            m.records
+                .iter()
+                .map(|r| (Version::of(r), reason.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Assert the accounting, showing the first offenders.
