@@ -122,12 +122,7 @@ impl ComprehendAnalyzer {
     }
 
     /// Change the retry policy (attempts per call, backoff base and cap).
-    pub fn with_retry(
-        self,
-        max_attempts: u32,
-        base_delay: Duration,
-        max_delay: Duration,
-    ) -> Self {
+    pub fn with_retry(self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
         self.with_retry_policy(RetryPolicy::new(max_attempts, base_delay, max_delay))
     }
 

@@ -87,12 +87,7 @@ where
 {
     // The SDK error is borrowed (callers still read its code); its whole
     // chain is in the message, which is what operators search logs for.
-    BackendError::new(
-        classify(err),
-        operation,
-        target,
-        DisplayErrorContext(err),
-    )
+    BackendError::new(classify(err), operation, target, DisplayErrorContext(err))
 }
 
 #[cfg(test)]

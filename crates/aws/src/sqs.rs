@@ -17,8 +17,8 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
-use etl_core::RetryPolicy;
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
+use etl_core::RetryPolicy;
 use etl_core::{
     BackendError, DeadLetterMessage, DeadLetterSink, Delivery, OutgoingMessage, SendReport,
     WorkQueue,
@@ -57,12 +57,7 @@ impl SqsQueue {
     }
 
     /// Change the retry policy for entries that failed transiently.
-    pub fn with_retry(
-        self,
-        max_attempts: u32,
-        base_delay: Duration,
-        max_delay: Duration,
-    ) -> Self {
+    pub fn with_retry(self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
         self.with_retry_policy(RetryPolicy::new(max_attempts, base_delay, max_delay))
     }
 

@@ -1,6 +1,9 @@
 //! Adapter tests at the SDK boundary with aws-smithy-mocks, for what moto
 //! cannot do: Comprehend's batch calls (moto answers them with 500) and an
 //! Athena query that never finishes.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

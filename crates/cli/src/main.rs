@@ -93,6 +93,7 @@ pub struct Target {
     /// stack's outputs (cloud build only; flags below override them).
     #[arg(long, env = "ETL_STACK")]
     pub stack: Option<String>,
+    /// The stack's resources, one flag each.
     #[command(flatten)]
     pub resources: Resources,
 }

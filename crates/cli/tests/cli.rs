@@ -1,4 +1,7 @@
 //! The `etl` binary as a user runs it: exit codes, messages, output formats.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,6 +4,9 @@
 //! `etl status`, `etl reconcile`, `etl redrive`, `etl run` again, an
 //! interrupted redrive, a damaged lake, and `etl report` whose SVG is parsed
 //! and checked against the lake's data.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -1,5 +1,8 @@
 //! The consumer handler against moto (S3, Glue), fed the same
 //! `events/sqs-batch*.json` fixtures as `sam local invoke` and `cargo lambda invoke`.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -180,7 +180,11 @@ impl BackendError {
 
     /// An I/O failure: retryable when the kind says it may pass (interrupted,
     /// timed out, would block), permanent otherwise.
-    pub fn io(operation: impl Into<String>, target: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(
+        operation: impl Into<String>,
+        target: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
         use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
         let retry = match source.kind() {
             Interrupted | TimedOut | WouldBlock => Retry::Retryable,
@@ -236,11 +240,19 @@ mod tests {
         let e = BackendError::io("write", "/lake/x.parquet", io);
         assert_eq!(e.retry, Retry::Permanent);
         let cause = std::error::Error::source(&e).expect("a source");
-        let io = cause.downcast_ref::<std::io::Error>().expect("the io::Error itself");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("the io::Error itself");
         assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
-        assert_eq!(e.to_string(), "write failed on /lake/x.parquet: no write access");
+        assert_eq!(
+            e.to_string(),
+            "write failed on /lake/x.parquet: no write access"
+        );
         let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow disk");
-        assert_eq!(BackendError::io("read", "f", timed_out).retry, Retry::Retryable);
+        assert_eq!(
+            BackendError::io("read", "f", timed_out).retry,
+            Retry::Retryable
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{debug, warn};
 
-use crate::clock::Clock;
 use crate::backend::{Catalog, ObjectSink, RecordSource, Rejection, SourceItem, WorkQueue};
+use crate::clock::Clock;
 use crate::dead_letter::{DeadLetterMessage, DeadLetterSink, Triage};
 use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
 use crate::message::{build_message, decode_message, OutgoingMessage, Packer};

@@ -71,7 +71,10 @@ mod tests {
         let p = RetryPolicy::new(3, Duration::from_millis(80), Duration::from_secs(1));
         for seed in 0..500 {
             let d = p.delay(2, seed);
-            assert!(d >= Duration::from_millis(160) && d <= Duration::from_millis(320), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(160) && d <= Duration::from_millis(320),
+                "{d:?}"
+            );
         }
     }
 

@@ -90,12 +90,15 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn at(hours_ago: i64) -> DateTime<Utc> {
-        crate::record::truncate_micros(Utc::now()) - chrono::Duration::hours(hours_ago)
+    /// Hours before one reading of the clock, taken once per test.
+    fn clock() -> impl Fn(i64) -> DateTime<Utc> {
+        let now = crate::record::truncate_micros(Utc::now());
+        move |hours_ago| now - chrono::Duration::hours(hours_ago)
     }
 
     #[test]
     fn an_incremental_run_reads_from_the_watermark_minus_the_lookback_and_skips_the_ledger() {
+        let at = clock();
         let w = RunWindow::plan(RunKind::Incremental, Some(at(24)), HOUR, at(0));
         assert_eq!(w.floor, Some(at(25)));
         assert!(!w.rescore);
@@ -106,6 +109,7 @@ mod tests {
 
     #[test]
     fn backfills_ignore_the_watermark_and_rescore() {
+        let at = clock();
         let full = RunWindow::plan(RunKind::Full, Some(at(2)), HOUR, at(0));
         assert_eq!((full.floor, full.rescore), (None, true));
         let since = RunWindow::plan(RunKind::Since(at(48)), Some(at(2)), HOUR, at(0));
@@ -114,6 +118,7 @@ mod tests {
 
     #[test]
     fn a_resumed_run_keeps_the_floor_it_started_with() {
+        let at = clock();
         let w = RunWindow::resume(RunKind::Incremental, Some(at(30)), HOUR, at(3));
         assert_eq!(w.floor, Some(at(30)));
         assert_eq!(w.keep_from, Some(at(4)));
@@ -121,6 +126,7 @@ mod tests {
 
     #[test]
     fn completing_moves_the_watermark_forward_only_and_prunes_what_no_window_sees() {
+        let at = clock();
         let rec = |id: &str, updated: DateTime<Utc>| SourceRecord {
             id: id.into(),
             text: "t".into(),

@@ -1,6 +1,9 @@
 //! Property tests for message packing: every record comes back exactly once,
 //! the byte budget holds, and packing the same records again gives the same
 //! messages and content ids.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use chrono::{TimeZone, Utc};
 use etl_core::message::{decode_message, Packer, SQS_MAX_MESSAGE_BYTES};

@@ -41,9 +41,9 @@ use crate::dead_letter::DeadLetterFile;
 use crate::lock::LakeLock;
 use crate::queue::{DeadLetter, InProcessQueue, QueueConfig};
 use crate::run::{LakePaths, RunCounters, RunError};
-use crate::workers::{join_consumers, spawn_consumers, Pipes};
 use crate::sink::FsSink;
 use crate::state::LakeState;
+use crate::workers::{join_consumers, spawn_consumers, Pipes};
 
 /// Settings of a local redrive.
 #[derive(Debug, Clone)]

@@ -18,7 +18,11 @@ pub(crate) struct RejectLog {
 }
 
 impl RejectLog {
-    pub(crate) fn new(path: PathBuf, run_id: String, on_reject: Box<dyn FnMut(&Rejection) + Send>) -> Self {
+    pub(crate) fn new(
+        path: PathBuf,
+        run_id: String,
+        on_reject: Box<dyn FnMut(&Rejection) + Send>,
+    ) -> Self {
         Self {
             path,
             file: None,
@@ -76,4 +80,3 @@ impl RejectLog {
         Ok(())
     }
 }
-

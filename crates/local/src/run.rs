@@ -202,7 +202,13 @@ pub enum RunError {
     },
     /// A consumer stopped the run (the lake cannot be written, or a task died).
     #[error("consumer stopped the run: {0}")]
-    Consumer(#[from] ConsumerStop),
+    Consumer(#[source] Box<ConsumerStop>),
+}
+
+impl From<ConsumerStop> for RunError {
+    fn from(e: ConsumerStop) -> Self {
+        RunError::Consumer(Box::new(e))
+    }
 }
 
 /// Paths of the lake's bookkeeping files.
@@ -391,7 +397,11 @@ async fn produce(
 
 /// Append the run to `_state/runs.jsonl` (`etl status` reads it). A failure
 /// is logged, not fatal: the lake and its state are already saved.
-fn record_history(cfg: &RunConfig, summary: &RunSummary, started_at: chrono::DateTime<chrono::Utc>) {
+fn record_history(
+    cfg: &RunConfig,
+    summary: &RunSummary,
+    started_at: chrono::DateTime<chrono::Utc>,
+) {
     let mode = match (cfg.full, cfg.since) {
         (true, _) => "full",
         (false, Some(_)) => "since",

@@ -1,6 +1,9 @@
 //! The conformance suite (`etl_testkit::contract`) against the local
 //! backends: one test per behaviour per backend, each in its own temporary
 //! directory, so a failure names both and tests run in parallel.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,9 @@
 //! versions (every update is a new row) is counted once in
 //! `daily_sentiment`, as its newest version. Real runs into a real Parquet
 //! lake, read back with DataFusion.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -35,9 +35,9 @@ use etl_aws::{
     Clients, DynamoSource, LedgerRef, LockOutcome, ScanConfig, SqsQueue, StateStore, Versioned,
 };
 use etl_core::incremental::FilterCounts;
-use etl_core::{complete_run, Clock, RunKind, RunWindow, SYSTEM_CLOCK};
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::pipeline::ProduceError;
+use etl_core::{complete_run, Clock, RunKind, RunWindow, SYSTEM_CLOCK};
 use etl_core::{
     produce_with, BackendError, Ledger, LedgerFilter, Packer, ProduceStats, RecordSource,
     SourceItem, WorkQueue,

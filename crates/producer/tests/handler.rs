@@ -1,5 +1,8 @@
 //! The producer handler against moto, driven by the same `events/*.json`
 //! fixtures `sam local invoke` and `cargo lambda invoke` use.
+// Test helpers unwrap too: a failed setup is the test failing
+// (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,11 +11,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
-use etl_testkit::{create_queue, create_table, moto, put_items, unique};
 use etl_aws::{LockOutcome, SqsQueue, StateStore};
 use etl_core::{
     decode_message, BackendError, Delivery, FieldMap, OutgoingMessage, SendReport, WorkQueue,
 };
+use etl_testkit::{create_queue, create_table, moto, put_items, unique};
 use producer::{Config, Producer, ProducerState, Request, Status};
 use serde_json::Value;
 

@@ -129,7 +129,7 @@ impl FixtureRecord {
         let mut m = Map::new();
         m.insert("id".into(), Value::String(self.id.clone()));
         m.insert("text".into(), Value::String(self.text.clone()));
-        let created = if self.index % 2 == 0 {
+        let created = if self.index.is_multiple_of(2) {
             Value::from(self.created_at.timestamp())
         } else {
             Value::String(rfc3339(self.created_at, false))

@@ -203,7 +203,10 @@ impl Aws {
     /// A consumer wired as the template wires it: refused records to the
     /// dead-letter queue alone, transient ones back on the work queue (both
     /// through the proxy).
-    pub(super) fn routed_consumer(&self, analyzer: Arc<dyn SentimentAnalyzer>) -> Arc<BatchHandler> {
+    pub(super) fn routed_consumer(
+        &self,
+        analyzer: Arc<dyn SentimentAnalyzer>,
+    ) -> Arc<BatchHandler> {
         let plain = Arc::try_unwrap(self.consumer(analyzer))
             .unwrap_or_else(|_| unreachable!("a fresh handler has one owner"));
         Arc::new(

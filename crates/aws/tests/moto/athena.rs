@@ -1,7 +1,7 @@
 use arrow_array::cast::AsArray;
-use etl_testkit::moto;
 use etl_aws::AthenaQuery;
 use etl_core::QueryEngine;
+use etl_testkit::moto;
 use serde_json::json;
 
 fn cell(v: Option<&str>) -> serde_json::Value {

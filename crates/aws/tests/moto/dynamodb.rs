@@ -2,9 +2,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
-use etl_testkit::{create_table, moto, put_items, unique};
 use etl_aws::{DynamoSource, ScanConfig};
 use etl_core::{FieldMap, RecordSource, Rejection, SourceItem, SourceRecord};
+use etl_testkit::{create_table, moto, put_items, unique};
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.into())

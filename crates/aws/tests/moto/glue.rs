@@ -1,9 +1,9 @@
 use chrono::NaiveDate;
 use etl_aws::glue::{PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT, PARQUET_SERDE};
-use etl_testkit::{moto, unique};
 use etl_aws::GlueCatalog;
 use etl_core::output::COLUMNS;
 use etl_core::Catalog;
+use etl_testkit::{moto, unique};
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()

@@ -1,9 +1,9 @@
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
-use etl_testkit::{create_bucket, moto, unique};
 use etl_aws::S3Sink;
 use etl_core::output::{encode_parquet, object_key, output_schema, to_record_batch};
 use etl_core::{Codec, Engine, Label, ObjectSink, ScoredRecord, SentimentScore, SourceRecord};
+use etl_testkit::{create_bucket, moto, unique};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 async fn sink() -> (S3Sink, aws_sdk_s3::Client) {

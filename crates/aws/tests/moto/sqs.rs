@@ -2,9 +2,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use etl_testkit::{create_queue, moto, unique};
 use etl_aws::SqsQueue;
 use etl_core::{build_message, OutgoingMessage, SourceRecord, WorkQueue};
+use etl_testkit::{create_queue, moto, unique};
 
 fn message(i: usize, text_len: usize) -> OutgoingMessage {
     let t = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();

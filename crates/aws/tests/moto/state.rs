@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use etl_testkit::{create_table, moto, unique};
 use etl_aws::{LockOutcome, StateStore};
 use etl_core::Retry;
+use etl_testkit::{create_table, moto, unique};
 use serde::{Deserialize, Serialize};
 
 /// Any state a caller keeps in the watermark item.

@@ -400,7 +400,6 @@ fn count_outcome(state: &Mutex<State>, service: &str, op: &str, outcome: &str) {
         .count(service, op, outcome, 1);
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,5 +518,4 @@ mod tests {
         assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(proxy.counts().get("dynamodb", "GetItem", "forwarded"), 1);
     }
-
 }

@@ -218,7 +218,6 @@ pub(crate) fn merge_failed(body: &[u8], failed: &[String]) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,7 +281,8 @@ mod tests {
     fn partial_batches_fail_some_entries() {
         let mut rng = crate::faults::rules::State::seeded(3);
         let body = json!({"QueueUrl": "q", "Entries": [{"Id": "a", "MessageBody": "1"}, {"Id": "b", "MessageBody": "2"}, {"Id": "c", "MessageBody": "3"}]});
-        let (new, failed) = split_batch(body.to_string().as_bytes(), 0.0, &mut || rng.next_f64()).unwrap();
+        let (new, failed) =
+            split_batch(body.to_string().as_bytes(), 0.0, &mut || rng.next_f64()).unwrap();
         assert_eq!(failed.len(), 1, "at least one");
         let v: Value = serde_json::from_slice(&new).unwrap();
         assert_eq!(v["Entries"].as_array().unwrap().len(), 2);
