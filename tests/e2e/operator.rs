@@ -232,7 +232,7 @@ impl Deployed {
                     .sqs
                     .send_message()
                     .queue_url(&self.dlq)
-                    .message_body(&d.body)
+                    .message_body(&*d.body)
                     .send()
                     .await
                     .unwrap();

@@ -248,7 +248,7 @@ impl WorkQueue for SqsQueue {
                     .unwrap_or(1),
                 message_id: m.message_id.unwrap_or_default(),
                 receipt: m.receipt_handle.unwrap_or_default(),
-                body: m.body.unwrap_or_default(),
+                body: m.body.unwrap_or_default().into(),
             })
             .collect())
     }

@@ -389,7 +389,7 @@ async fn refused_records_go_to_the_dlq_alone_with_their_reasons_and_their_messag
                 &[etl_core::Delivery {
                     message_id: "redriven-1".into(),
                     receipt: "r".into(),
-                    body: dl.body().unwrap().to_owned(),
+                    body: dl.body().unwrap().into(),
                     receive_count: 1,
                 }],
                 "arn:aws:sqs:us-east-1:123456789012:work",

@@ -3,6 +3,7 @@
 //! The pipeline steps in [`crate::pipeline`] are written against these, so
 //! `etl run` and the Lambda functions execute the same code.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -63,8 +64,9 @@ pub struct Delivery {
     pub message_id: String,
     /// Handle to acknowledge or release this receipt.
     pub receipt: String,
-    /// The body.
-    pub body: String,
+    /// The body, shared: a queue that keeps it for redelivery hands out
+    /// the same bytes instead of a copy per receive.
+    pub body: Arc<str>,
     /// How many times it has been received (1 on first delivery).
     pub receive_count: u32,
 }

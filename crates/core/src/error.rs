@@ -178,6 +178,18 @@ impl BackendError {
         Self::new(retry, operation, target, &source).with_source(source)
     }
 
+    /// A permanent failure caused by `source`.
+    pub fn permanent_from<E>(
+        operation: impl Into<String>,
+        target: impl Into<String>,
+        source: E,
+    ) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Self::caused_by(Retry::Permanent, operation, target, source)
+    }
+
     /// An I/O failure: retryable when the kind says it may pass (interrupted,
     /// timed out, would block), permanent otherwise.
     pub fn io(

@@ -56,9 +56,9 @@ impl LocalCatalog {
 
     fn save(&self, entry: &TableEntry) -> Result<(), BackendError> {
         let json = serde_json::to_vec_pretty(entry)
-            .map_err(|e| BackendError::permanent("encode", self.path.display().to_string(), e))?;
+            .map_err(|e| BackendError::permanent_from("encode", self.path.display().to_string(), e))?;
         write_atomic(&self.path, &json, 0)
-            .map_err(|e| BackendError::permanent("write", self.path.display().to_string(), e))
+            .map_err(|e| BackendError::permanent_from("write", self.path.display().to_string(), e))
     }
 }
 
@@ -70,7 +70,7 @@ fn read_entry(path: &Path) -> Result<Option<TableEntry>, BackendError> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| BackendError::permanent("parse catalog", path.display().to_string(), e)),
+            .map_err(|e| BackendError::permanent_from("parse catalog", path.display().to_string(), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(BackendError::permanent(
             "read",

@@ -40,11 +40,11 @@ impl DataFusionQuery {
         })?;
         let table_dir = dir.join(TABLE_NAME);
         std::fs::create_dir_all(&table_dir)
-            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
+            .map_err(|e| BackendError::permanent_from("open lake", &target, e))?;
         let abs = std::fs::canonicalize(&table_dir)
-            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
+            .map_err(|e| BackendError::permanent_from("open lake", &target, e))?;
         let url = ListingTableUrl::parse(format!("{}/", abs.display()))
-            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
+            .map_err(|e| BackendError::permanent_from("open lake", &target, e))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![(PARTITION_COLUMN.to_string(), DataType::Utf8)]);
@@ -52,14 +52,14 @@ impl DataFusionQuery {
             .with_listing_options(options)
             .with_schema(output_schema(entry.include_text));
         let table = ListingTable::try_new(config)
-            .map_err(|e| BackendError::permanent("open lake", &target, e))?;
+            .map_err(|e| BackendError::permanent_from("open lake", &target, e))?;
         let ctx = SessionContext::new();
         ctx.register_table(TABLE_NAME, Arc::new(table))
-            .map_err(|e| BackendError::permanent("register table", &target, e))?;
+            .map_err(|e| BackendError::permanent_from("register table", &target, e))?;
         for (name, sql) in views(entry.include_text) {
             ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
                 .await
-                .map_err(|e| BackendError::permanent("create view", &target, e))?;
+                .map_err(|e| BackendError::permanent_from("create view", &target, e))?;
         }
         Ok(Self { ctx })
     }
@@ -72,9 +72,9 @@ impl QueryEngine for DataFusionQuery {
             .ctx
             .sql(sql)
             .await
-            .map_err(|e| BackendError::permanent("plan query", sql, e))?;
+            .map_err(|e| BackendError::permanent_from("plan query", sql, e))?;
         df.collect()
             .await
-            .map_err(|e| BackendError::permanent("run query", sql, e))
+            .map_err(|e| BackendError::permanent_from("run query", sql, e))
     }
 }

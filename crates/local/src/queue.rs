@@ -29,7 +29,7 @@ pub struct QueueConfig {
 #[derive(Debug)]
 struct Stored {
     message_id: String,
-    body: String,
+    body: Arc<str>,
     receive_count: u32,
     reasons: Vec<String>,
 }
@@ -138,19 +138,19 @@ pub(crate) fn append_dead_letter(
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
-            .map_err(|e| BackendError::permanent("create dir", dir.display().to_string(), e))?;
+            .map_err(|e| BackendError::permanent_from("create dir", dir.display().to_string(), e))?;
     }
     let mut line = serde_json::to_string(dl)
-        .map_err(|e| BackendError::permanent("encode dead letter", &dl.message_id, e))?;
+        .map_err(|e| BackendError::permanent_from("encode dead letter", &dl.message_id, e))?;
     line.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
+        .map_err(|e| BackendError::permanent_from("open", path.display().to_string(), e))?;
     f.write_all(line.as_bytes())
         .and_then(|()| f.sync_data())
-        .map_err(|e| BackendError::permanent("append", path.display().to_string(), e))
+        .map_err(|e| BackendError::permanent_from("append", path.display().to_string(), e))
 }
 
 #[async_trait]
@@ -181,7 +181,7 @@ impl WorkQueue for InProcessQueue {
             );
             s.ready.push_back(Stored {
                 message_id,
-                body: m.body.clone(),
+                body: Arc::from(m.body.as_str()),
                 receive_count: 0,
                 reasons: Vec::new(),
             });
@@ -276,7 +276,7 @@ impl WorkQueue for InProcessQueue {
                 record_ids: decoded
                     .map(|d| d.records.into_iter().map(|r| r.id).collect())
                     .unwrap_or_default(),
-                body: m.body,
+                body: m.body.to_string(),
                 dead_lettered_at: chrono::Utc::now().to_rfc3339(),
                 source_content_id: None,
                 record_reasons: Default::default(),
@@ -349,7 +349,7 @@ mod tests {
             .ack(&Delivery {
                 message_id: "x".into(),
                 receipt: "nope".into(),
-                body: String::new(),
+                body: "".into(),
                 receive_count: 1
             })
             .await

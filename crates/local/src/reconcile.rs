@@ -64,7 +64,7 @@ pub async fn lake_versions(lake: &Path) -> Result<(Vec<Version>, bool), BackendE
     for b in batches {
         let col = |i: usize, t: &DataType| {
             arrow_cast::cast(b.column(i), t)
-                .map_err(|e| BackendError::permanent("read lake", &target, e))
+                .map_err(|e| BackendError::permanent_from("read lake", &target, e))
         };
         let id = col(0, &DataType::Utf8)?;
         let up = col(1, &DataType::Int64)?;
@@ -140,7 +140,7 @@ pub async fn reconcile(
     }
     let (lake_rows, has_text) = lake_versions(lake).await?;
     let (dead, unreadable) = dead_letter_versions(lake)
-        .map_err(|e| BackendError::permanent("read dead letters", lake.display().to_string(), e))?;
+        .map_err(|e| BackendError::permanent_from("read dead letters", lake.display().to_string(), e))?;
     Ok(LocalReconciliation {
         input: input.to_owned(),
         lake: lake.to_owned(),

@@ -139,10 +139,10 @@ pub fn in_progress(lake: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn io_err(op: &str, path: &Path, e: impl std::fmt::Display) -> RunError {
+fn io_err(op: &str, path: &Path, e: std::io::Error) -> RunError {
     RunError::Lake {
         path: path.to_owned(),
-        source: etl_core::BackendError::permanent(op, path.display().to_string(), e.to_string()),
+        source: etl_core::BackendError::io(op, path.display().to_string(), e),
     }
 }
 
@@ -172,12 +172,13 @@ pub async fn redrive_with(
             path: lake.clone(),
             source,
         })?
-        .ok_or_else(|| {
-            io_err(
+        .ok_or_else(|| RunError::Lake {
+            path: lake.clone(),
+            source: etl_core::BackendError::permanent(
                 "open lake",
-                &lake,
+                lake.display().to_string(),
                 "no catalog found (expected _catalog/sentiment.json); not a lake written by `etl run`",
-            )
+            ),
         })?;
     let catalog = Arc::new(LocalCatalog::new(&lake, catalog_entry.include_text));
     catalog.ensure_table().await.map_err(|e| RunError::Lake {

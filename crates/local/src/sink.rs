@@ -111,7 +111,7 @@ impl FsSink {
         }
         tokio::task::spawn_blocking(move || answer.recv())
             .await
-            .map_err(|e| BackendError::permanent("sync", &root, e))?
+            .map_err(|e| BackendError::permanent_from("sync", &root, e))?
             .map_err(|_| closed())?
             .map_err(|e| BackendError::permanent("sync", &root, e))
     }
@@ -191,8 +191,8 @@ impl ObjectSink for FsSink {
             replace_with(&path, unique, false, |f| f.write_all(&body))
         })
         .await
-        .map_err(|e| BackendError::permanent("write", &shown, e))?
-        .map_err(|e| BackendError::permanent("write", &shown, e))?;
+        .map_err(|e| BackendError::permanent_from("write", &shown, e))?
+        .map_err(|e| BackendError::permanent_from("write", &shown, e))?;
         self.syncer
             .lock()
             .expect("sync queue lock")

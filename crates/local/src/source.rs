@@ -88,10 +88,10 @@ impl FileSource {
         max_line: usize,
     ) -> Result<Self, BackendError> {
         let file = File::open(path)
-            .map_err(|e| BackendError::permanent("open", path.display().to_string(), e))?;
+            .map_err(|e| BackendError::permanent_from("open", path.display().to_string(), e))?;
         let meta = file
             .metadata()
-            .map_err(|e| BackendError::permanent("stat", path.display().to_string(), e))?;
+            .map_err(|e| BackendError::permanent_from("stat", path.display().to_string(), e))?;
         if meta.is_dir() {
             return Err(BackendError::permanent(
                 "open",

@@ -264,7 +264,7 @@ pub fn sqs_event_json(deliveries: &[Delivery], queue_arn: &str) -> Value {
             json!({
                 "messageId": d.message_id,
                 "receiptHandle": d.receipt,
-                "body": d.body,
+                "body": &*d.body,
                 "attributes": {"ApproximateReceiveCount": d.receive_count.to_string()},
                 "messageAttributes": {},
                 "eventSource": "aws:sqs",

@@ -172,7 +172,7 @@ async fn aws_poison_message_reaches_dlq_after_max_receives() {
 
     let dlq = env.dead_letters().await;
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].body, corrupt.body);
+    assert_eq!(&*dlq[0].body, corrupt.body.as_str());
     let reason = decode_message(&dlq[0].body).unwrap_err().to_string();
     // Every batch that held the poison failed it and nothing else.
     let mut poison_batches = 0;

@@ -41,7 +41,7 @@ async fn more_than_ten_messages_take_several_batch_calls() {
     let report = q.send(&msgs).await.unwrap();
     assert_eq!((report.messages, report.calls), (23, 3));
     let got = receive_all(&q, 23).await;
-    let bodies: HashSet<_> = got.iter().map(|d| d.body.clone()).collect();
+    let bodies: HashSet<_> = got.iter().map(|d| d.body.to_string()).collect();
     let sent: HashSet<_> = msgs.iter().map(|m| m.body.clone()).collect();
     assert_eq!(bodies, sent);
     for d in &got {

@@ -93,7 +93,7 @@ pub async fn assert_empty(queue: &dyn WorkQueue, why: &str) {
         .receive(RECEIVE_MAX, EMPTY_WAIT)
         .await
         .expect("receive on a queue that should be empty");
-    let bodies: Vec<&str> = got.iter().map(|d| d.body.as_str()).collect();
+    let bodies: Vec<&str> = got.iter().map(|d| &*d.body).collect();
     assert!(got.is_empty(), "{why}, yet received {bodies:?}");
 }
 
@@ -136,7 +136,7 @@ pub async fn bodies_round_trip(queue: &dyn WorkQueue) {
     queue.send(&msgs).await.expect("send");
     let got = receive_exactly(queue, MESSAGES, RECEIVE_MAX).await;
     let mut sent: Vec<&str> = msgs.iter().map(|m| m.body.as_str()).collect();
-    let mut back: Vec<&str> = got.iter().map(|d| d.body.as_str()).collect();
+    let mut back: Vec<&str> = got.iter().map(|d| &*d.body).collect();
     sent.sort_unstable();
     back.sort_unstable();
     for (i, (b, s)) in back.iter().zip(&sent).enumerate() {
