@@ -55,8 +55,9 @@ impl LocalCatalog {
     }
 
     fn save(&self, entry: &TableEntry) -> Result<(), BackendError> {
-        let json = serde_json::to_vec_pretty(entry)
-            .map_err(|e| BackendError::permanent_from("encode", self.path.display().to_string(), e))?;
+        let json = serde_json::to_vec_pretty(entry).map_err(|e| {
+            BackendError::permanent_from("encode", self.path.display().to_string(), e)
+        })?;
         write_atomic(&self.path, &json, 0)
             .map_err(|e| BackendError::permanent_from("write", self.path.display().to_string(), e))
     }
@@ -68,9 +69,9 @@ fn catalog_path(lake: &Path) -> PathBuf {
 
 fn read_entry(path: &Path) -> Result<Option<TableEntry>, BackendError> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| BackendError::permanent_from("parse catalog", path.display().to_string(), e)),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            BackendError::permanent_from("parse catalog", path.display().to_string(), e)
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(BackendError::permanent(
             "read",

@@ -137,8 +137,9 @@ pub(crate) fn append_dead_letter(
 ) -> Result<(), BackendError> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| BackendError::permanent_from("create dir", dir.display().to_string(), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            BackendError::permanent_from("create dir", dir.display().to_string(), e)
+        })?;
     }
     let mut line = serde_json::to_string(dl)
         .map_err(|e| BackendError::permanent_from("encode dead letter", &dl.message_id, e))?;

@@ -139,8 +139,9 @@ pub async fn reconcile(
         }
     }
     let (lake_rows, has_text) = lake_versions(lake).await?;
-    let (dead, unreadable) = dead_letter_versions(lake)
-        .map_err(|e| BackendError::permanent_from("read dead letters", lake.display().to_string(), e))?;
+    let (dead, unreadable) = dead_letter_versions(lake).map_err(|e| {
+        BackendError::permanent_from("read dead letters", lake.display().to_string(), e)
+    })?;
     Ok(LocalReconciliation {
         input: input.to_owned(),
         lake: lake.to_owned(),
