@@ -40,6 +40,14 @@ fn new_queue(dir: &Path) -> InProcessQueue {
 }
 
 #[tokio::test]
+async fn queue_refused_send_is_permanent() {
+    let dir = tempdir();
+    let q = new_queue(dir.path());
+    q.close().await;
+    queue::refused_send_is_permanent(&q).await;
+}
+
+#[tokio::test]
 async fn queue_empty_queue_receives_nothing() {
     let dir = tempdir();
     queue::empty_queue_receives_nothing(&new_queue(dir.path())).await;
@@ -130,6 +138,15 @@ fn new_sink() -> (TempDir, FsSink, TableDir) {
         root: sink.root().to_owned(),
     };
     (dir, sink, probe)
+}
+
+#[tokio::test]
+async fn sink_refused_put_is_permanent() {
+    // The lake root is a file: no partition directory can be made under it.
+    let dir = tempdir();
+    let not_a_dir = dir.path().join("lake");
+    std::fs::write(&not_a_dir, b"not a directory").unwrap();
+    sink::refused_put_is_permanent(&FsSink::new(&not_a_dir)).await;
 }
 
 #[tokio::test]

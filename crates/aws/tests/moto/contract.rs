@@ -37,6 +37,17 @@ async fn new_queue() -> SqsQueue {
 }
 
 #[tokio::test]
+async fn sqs_refused_send_is_permanent() {
+    let c = moto().clients().await.sqs;
+    let url = format!(
+        "{}/123456789012/{}",
+        moto().endpoint(),
+        unique("no-such-queue")
+    );
+    queue::refused_send_is_permanent(&SqsQueue::new(c, url)).await;
+}
+
+#[tokio::test]
 async fn sqs_empty_queue_receives_nothing() {
     queue::empty_queue_receives_nothing(&new_queue().await).await;
 }
@@ -136,6 +147,13 @@ async fn new_sink() -> (S3Sink, Bucket) {
         client,
     };
     (s, probe)
+}
+
+#[tokio::test]
+async fn s3_refused_put_is_permanent() {
+    let client = moto().clients().await.s3;
+    let missing = S3Sink::new(client, unique("no-such-bucket"), "lake");
+    sink::refused_put_is_permanent(&missing).await;
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use etl_core::{Delivery, WorkQueue};
+use etl_core::{Delivery, Retry, WorkQueue};
 
 use super::messages;
 
@@ -212,6 +212,20 @@ pub async fn released_message_is_redelivered(queue: &dyn WorkQueue) {
     assert_eq!(again[0].receive_count, released.receive_count + 1);
     ack_all(queue, &again).await;
     assert_empty(queue, "the redelivery was acknowledged").await;
+}
+
+/// A send the queue refuses for good (a queue that does not exist, one
+/// closed for the rest of the run) fails as `Retry::Permanent`, naming the
+/// operation and the queue, and nothing is delivered. `queue` must be such
+/// a queue.
+pub async fn refused_send_is_permanent(queue: &dyn WorkQueue) {
+    let err = queue
+        .send(&messages(2))
+        .await
+        .expect_err("a send to a queue that cannot take it fails");
+    assert_eq!(err.retry, Retry::Permanent, "{err}");
+    assert!(!err.operation.is_empty(), "the operation is named: {err}");
+    assert!(!err.target.is_empty(), "the queue is named: {err}");
 }
 
 /// Every behaviour, in sequence, on one new queue.

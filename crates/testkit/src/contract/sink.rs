@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use etl_core::output::object_key;
-use etl_core::ObjectSink;
+use etl_core::{ObjectSink, Retry};
 
 use super::date;
 
@@ -131,6 +131,21 @@ pub async fn location_names_the_key(sink: &dyn ObjectSink) {
         assert!(loc.contains(k.as_str()), "location {loc:?} of {k:?}");
     }
     assert_ne!(sink.location(&a), sink.location(&b));
+}
+
+/// A put the sink cannot take for good (a bucket that does not exist, a lake
+/// root that is a file) fails as `Retry::Permanent`, naming the operation
+/// and what it was on: the consumer then fails the message instead of
+/// retrying a write that cannot succeed. `sink` must be such a sink.
+pub async fn refused_put_is_permanent(sink: &dyn ObjectSink) {
+    let key = hive_key(date("2024-03-01"), 7);
+    let err = sink
+        .put(&key, Bytes::from_static(b"PAR1"))
+        .await
+        .expect_err("a put to a sink that cannot take it fails");
+    assert_eq!(err.retry, Retry::Permanent, "{err}");
+    assert!(!err.operation.is_empty(), "the operation is named: {err}");
+    assert!(!err.target.is_empty(), "the target is named: {err}");
 }
 
 /// Every behaviour, in sequence, on one sink.
