@@ -387,7 +387,7 @@ pub async fn report(lake: &Path, out: &Path) -> Result<ExitCode> {
     let q = DataFusionQuery::open(lake).await?;
     let batches = q.query(REPORT_SQL).await?;
     let json = render(&batches, OutputFormat::Json)?;
-    let rows = parse_rows(&json).map_err(anyhow::Error::msg)?;
+    let rows = parse_rows(&json)?;
     let abs = std::fs::canonicalize(lake).unwrap_or_else(|_| lake.to_owned());
     write_report(
         out,

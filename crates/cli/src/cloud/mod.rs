@@ -277,7 +277,7 @@ pub async fn report(t: &Target, out: &Path) -> Result<ExitCode> {
     bar.finish_and_clear();
     let (batch, stats) = result.context("Athena query of daily_sentiment")?;
     let json = render(&[batch], OutputFormat::Json)?;
-    let rows = crate::report::parse_rows(&json).map_err(anyhow::Error::msg)?;
+    let rows = crate::report::parse_rows(&json)?;
     eprintln!(
         "scanned {}, about ${:.6}; query {}",
         human_bytes(stats.data_scanned_bytes),
