@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::landed::{Landed, LandedInner};
 use super::summary::STATE_FORMAT;
 use super::{LakeState, StateError, StateSummary};
 use crate::fpset::{difference_sorted, merge_sorted, stream_parts, write_file};
@@ -34,20 +35,7 @@ impl LakeState {
             let p = p.to_owned();
             move |e| StateError::io(&p, e)
         };
-        if let Some(e) = self.failed {
-            return Err(StateError::io(&sp, e));
-        }
-        let landed = Arc::try_unwrap(self.landed)
-            .map(|l| l.inner.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .map_err(|_| {
-                StateError::io(
-                    &sp,
-                    std::io::Error::other("a consumer still holds the landed log"),
-                )
-            })?;
-        if let Some(e) = landed.failed {
-            return Err(StateError::io(&sp, e));
-        }
+        let landed = take_landed(self.failed, self.landed, &sp)?;
         let (landed_table, landed_spill) = landed.set.into_parts();
         let all_sent = merge_sorted(
             self.sent.stream().map_err(on(&sp))?,
@@ -88,20 +76,7 @@ impl LakeState {
             let p = p.to_owned();
             move |e| StateError::io(&p, e)
         };
-        if let Some(e) = self.failed {
-            return Err(StateError::io(&sp, e));
-        }
-        let landed = Arc::try_unwrap(self.landed)
-            .map(|l| l.inner.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .map_err(|_| {
-                StateError::io(
-                    &sp,
-                    std::io::Error::other("a consumer still holds the landed log"),
-                )
-            })?;
-        if let Some(e) = landed.failed {
-            return Err(StateError::io(&sp, e));
-        }
+        let landed = take_landed(self.failed, self.landed, &sp)?;
         let (landed_table, landed_spill) = landed.set.into_parts();
         std::fs::create_dir_all(&self.dir).map_err(on(&sp))?;
         let all_sent = merge_sorted(
@@ -128,5 +103,29 @@ impl LakeState {
             versions,
             pending_retry,
         })
+    }
+}
+
+/// The landed log, once every consumer has let go of it, or the first write
+/// error this run met (`failed`, then the log's own).
+fn take_landed(
+    failed: Option<std::io::Error>,
+    landed: Arc<Landed>,
+    sp: &Path,
+) -> Result<LandedInner, StateError> {
+    if let Some(e) = failed {
+        return Err(StateError::io(sp, e));
+    }
+    let landed = Arc::try_unwrap(landed)
+        .map(|l| l.inner.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .map_err(|_| {
+            StateError::io(
+                sp,
+                std::io::Error::other("a consumer still holds the landed log"),
+            )
+        })?;
+    match landed.failed {
+        Some(e) => Err(StateError::io(sp, e)),
+        None => Ok(landed),
     }
 }
