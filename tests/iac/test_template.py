@@ -162,16 +162,37 @@ def test_tracing_is_an_option_off_by_default(template):
     assert template["Conditions"]["UseTracing"] == {"Fn::Equals": [{"Ref": "Tracing"}, "true"]}
 
 
-def test_a_large_batch_without_batching_window_is_refused_by_a_rule(template):
-    rule = template["Rules"]["BatchingWindowForLargeBatches"]
-    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "MaximumBatchingWindowInSeconds"}, "0"]}
-    (assertion,) = rule["Assertions"]
-    allowed, ref = assertion["Assert"]["Fn::Contains"]
-    assert ref == {"Ref": "BatchSize"}
-    batch = template["Parameters"]["BatchSize"]
-    every = range(batch["MinValue"], batch["MaxValue"] + 1)
-    # Lambda's rule: with no batching window, at most 10 messages per batch.
-    assert [n for n in every if str(n) in allowed] == list(range(1, 11))
+MESSAGE_RS = ROOT / "crates" / "core" / "src" / "message" / "mod.rs"
+
+# Lambda's limit on an invocation's payload, the SQS event included.
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+# What the SQS event adds around each body: messageId, receiptHandle (up to
+# 1 KiB), md5OfBody, attributes, eventSourceARN, awsRegion, keys and quotes.
+SQS_EVENT_FIELDS_PER_MESSAGE = 2048
+
+
+def rust_const(path, name) -> int:
+    m = re.search(rf"pub const {name}\s*:\s*usize\s*=\s*([0-9_]+);", path.read_text())
+    assert m, f"{name} not found in {path}"
+    return int(m.group(1).replace("_", ""))
+
+
+def test_the_largest_consumer_batch_fits_lambdas_payload_limit(template):
+    params = template["Parameters"]
+    batch, budget = params["BatchSize"], params["MessageBudgetBytes"]
+    # The budget bounds a body as the event carries it (JSON-escaped), so
+    # the parameters' maxima bound the payload whatever the texts hold.
+    worst = batch["MaxValue"] * (budget["MaxValue"] + SQS_EVENT_FIELDS_PER_MESSAGE)
+    assert worst <= LAMBDA_PAYLOAD_LIMIT, worst
+    assert budget["MaxValue"] == rust_const(MESSAGE_RS, "SQS_MAX_MESSAGE_BYTES") == 1_048_576
+    assert budget["Default"] == rust_const(MESSAGE_RS, "DEFAULT_MESSAGE_BUDGET")
+    assert rust_const(MESSAGE_RS, "LAMBDA_MAX_PAYLOAD_BYTES") == LAMBDA_PAYLOAD_LIMIT
+    # The batch is at most 10 (SQS's receive limit), so no batching-window rule is needed.
+    assert batch["MaxValue"] <= 10
+    producer = template["Resources"]["ProducerFunction"]["Properties"]["Environment"]["Variables"]
+    assert producer["MESSAGE_BUDGET_BYTES"] == {"Ref": "MessageBudgetBytes"}
+    queue = template["Resources"]["WorkQueue"]["Properties"]
+    assert queue["MaximumMessageSize"] == budget["MaxValue"]
 
 
 COMPREHEND_RS = ROOT / "crates" / "aws" / "src" / "comprehend.rs"

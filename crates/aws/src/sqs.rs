@@ -1,6 +1,6 @@
 //! The work queue on Amazon SQS, as a core [`WorkQueue`].
 //!
-//! Sending is where SQS's limits bite: at most 10 entries and 256 KiB per
+//! Sending is where SQS's limits bite: at most 10 entries and 1 MiB per
 //! SendMessageBatch, and a batch can half-succeed. [`SqsQueue::send`] splits
 //! by both limits, then resends exactly the entries listed in `Failed` that
 //! were not the sender's fault, with jittered backoff and a bounded number of
@@ -72,7 +72,7 @@ impl SqsQueue {
         &self.queue_url
     }
 
-    /// Send one batch (≤ 10 entries, ≤ 256 KiB); returns the calls made.
+    /// Send one batch (≤ 10 entries, ≤ 1 MiB); returns the calls made.
     async fn send_batch(
         &self,
         messages: &[OutgoingMessage],
@@ -173,7 +173,7 @@ pub fn entry_id(index: usize, content_id: &str) -> String {
     prefix + &tail
 }
 
-/// Split messages into batches of at most 10 entries and 256 KiB of bodies.
+/// Split messages into batches of at most 10 entries and 1 MiB of bodies.
 /// A single body over the limit is an error naming its content id.
 pub fn split_batches(messages: &[OutgoingMessage]) -> Result<Vec<Range<usize>>, String> {
     let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
@@ -186,7 +186,7 @@ pub fn split_batches(messages: &[OutgoingMessage]) -> Result<Vec<Range<usize>>, 
 }
 
 /// Split entries of these sizes into SendMessageBatch calls: at most 10
-/// entries and 256 KiB each. `Err(i)`: entry `i` alone is over the limit.
+/// entries and 1 MiB each. `Err(i)`: entry `i` alone is over the limit.
 pub fn split_sizes(sizes: &[usize]) -> Result<Vec<Range<usize>>, usize> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -453,9 +453,13 @@ mod tests {
     fn batches_respect_count_and_size() {
         let small: Vec<_> = (0..23).map(|i| msg(&i.to_string(), 10)).collect();
         assert_eq!(split_batches(&small).unwrap(), vec![0..10, 10..20, 20..23]);
-        // 100 KiB each: only two fit under 256 KiB.
-        let big: Vec<_> = (0..5).map(|i| msg(&i.to_string(), 100 * 1024)).collect();
+        // 400 KiB each: only two fit under 1 MiB.
+        let big: Vec<_> = (0..5).map(|i| msg(&i.to_string(), 400 * 1024)).collect();
         assert_eq!(split_batches(&big).unwrap(), vec![0..2, 2..4, 4..5]);
+        // At the default budget a full message goes alone; smaller ones share.
+        let full = etl_core::message::DEFAULT_MESSAGE_BUDGET;
+        let mixed = vec![msg("a", full), msg("b", full), msg("c", 20_000), msg("d", 20_000)];
+        assert_eq!(split_batches(&mixed).unwrap(), vec![0..1, 1..4]);
         let exact = vec![msg("a", MAX_BATCH_BYTES), msg("b", 1)];
         assert_eq!(split_batches(&exact).unwrap(), vec![0..1, 1..2]);
         let err = split_batches(&[msg("huge", MAX_BATCH_BYTES + 1)]).unwrap_err();

@@ -61,3 +61,6 @@ pub async fn backfill(_: &Target, _: bool, _: Option<DateTime<Utc>>, _: bool) ->
 pub async fn report(_: &Target, _: &Path) -> Result<ExitCode> {
     unavailable()
 }
+pub async fn delta_table(_: &Target) -> Result<etl_delta::DeltaLake> {
+    bail!("this build of etl has no cloud commands (build with --features cloud)")
+}

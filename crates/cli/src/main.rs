@@ -19,6 +19,7 @@ mod cloud;
 mod gen;
 mod ops;
 mod report;
+mod table;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ const EXAMPLES: &str = "Examples:
   etl reconcile --lake lake --input posts.jsonl    every version in the lake exactly once?
   etl backfill --lake lake --input posts.jsonl --since 2026-11-01T00:00:00Z
   etl report --lake lake                           HTML report with a chart (lake/report.html)
+  etl run --input posts.jsonl --lake dlake --table-format delta   the lake as a Delta table
+  etl compact --lake dlake                         small files into 128 MiB ones, one commit
+  etl vacuum --lake dlake --retention-hours 168    delete files no version of the last week uses
   etl query --lake lake \"SELECT * FROM daily_sentiment ORDER BY dt\"
   etl status --stack sentiment-etl                 the same for a deployed stack (cloud build)
   etl query --stack sentiment-etl --athena \"SELECT count(*) FROM sentiment\"
@@ -81,6 +85,44 @@ enum Command {
     Backfill(BackfillArgs),
     /// Write an HTML report with a chart of daily sentiment.
     Report(ReportArgs),
+    /// Rewrite each partition's small files into files of a target size, in
+    /// one atomic commit (Delta lakes; a Hive lake cannot be compacted safely).
+    Compact(CompactArgs),
+    /// Delete files no recent version of a Delta lake refers to: those
+    /// compaction replaced and objects never committed.
+    Vacuum(VacuumArgs),
+}
+
+#[derive(clap::Args)]
+struct CompactArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Size the rewritten files aim for, in bytes.
+    #[arg(long, default_value_t = etl_delta::maintain::DEFAULT_TARGET_SIZE)]
+    target_size: u64,
+    /// Only these partitions (`YYYY-MM-DD`, repeatable); all by default.
+    #[arg(long = "partition")]
+    partitions: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct VacuumArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Keep files any version of this many hours back still refers to (and
+    /// uncommitted objects younger than that: a consumer may be about to
+    /// commit them).
+    #[arg(long, default_value_t = 168)]
+    retention_hours: u64,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where a command works: a local lake, or a deployed stack.
@@ -286,6 +328,11 @@ struct RunArgs {
     /// Leave the `text` column out of the lake.
     #[arg(long)]
     no_text: bool,
+    /// Table format of a new lake: `hive` (partition directories) or `delta`
+    /// (a Delta Lake table: one atomic commit per message, compaction). An
+    /// existing lake keeps the format it was created with.
+    #[arg(long, env = "TABLE_FORMAT")]
+    table_format: Option<etl_core::output::TableFormat>,
     /// Send every record again, ignoring (and not reading) what earlier runs
     /// sent, and rebuild the lake's state from what lands. Recovers a damaged
     /// or old-format state.
@@ -476,6 +523,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 runtime(2)?.block_on(cloud::backfill(t, a.full, a.since, a.json))
             }),
         },
+        Command::Compact(a) => match a.target.lake.clone() {
+            Some(lake) => runtime(default_workers())?.block_on(async {
+                let table = table::local_table(&lake)?;
+                table::compact(&table, a.target_size, &a.partitions, a.json).await
+            }),
+            None => cloud_only(&a.target, "compact", |t| {
+                runtime(default_workers())?.block_on(async {
+                    let table = cloud::delta_table(t).await?;
+                    table::compact(&table, a.target_size, &a.partitions, a.json).await
+                })
+            }),
+        },
+        Command::Vacuum(a) => {
+            let retention = chrono::Duration::hours(i64::try_from(a.retention_hours).unwrap_or(i64::MAX / 3_600_000));
+            match a.target.lake.clone() {
+                Some(lake) => runtime(default_workers())?.block_on(async {
+                    let table = table::local_table(&lake)?;
+                    table::vacuum(&table, retention, a.dry_run, a.json).await
+                }),
+                None => cloud_only(&a.target, "vacuum", |t| {
+                    runtime(default_workers())?.block_on(async {
+                        let table = cloud::delta_table(t).await?;
+                        table::vacuum(&table, retention, a.dry_run, a.json).await
+                    })
+                }),
+            }
+        }
         Command::Report(a) => match a.target.lake.clone() {
             Some(lake) => {
                 let out = a.output.clone().unwrap_or_else(|| lake.join("report.html"));
@@ -546,6 +620,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     cfg.message_budget = a.message_bytes.max(1024);
     cfg.codec = a.compression;
     cfg.include_text = !a.no_text;
+    cfg.table_format = a.table_format;
     cfg.full = a.full;
     cfg.wait_lock = a.wait_lock;
     cfg.on_lock_wait = |holder| {

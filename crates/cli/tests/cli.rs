@@ -408,7 +408,7 @@ fn line_longer_than_the_message_limit_is_rejected_by_number_and_memory_does_not_
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!(
-            "rejected line 2: line is {line_len} bytes, longer than the queue's message limit of 262144 bytes"
+            "rejected line 2: line is {line_len} bytes, longer than the queue's message limit of 1048576 bytes"
         )),
         "{err}"
     );

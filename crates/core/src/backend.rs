@@ -106,13 +106,53 @@ pub trait ObjectSink: Send + Sync {
     fn location(&self, key: &str) -> String;
 }
 
-/// The table catalog: schema and partitions.
+/// One Parquet object a message wrote, as the table commit sees it.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    /// Key relative to the table root (`dt=…/part-….parquet`).
+    pub key: String,
+    /// Its partition.
+    pub dt: NaiveDate,
+    /// The object's bytes (a cheap clone of what the sink stored): a table
+    /// format reads row counts and column statistics from its footer.
+    pub body: Bytes,
+}
+
+/// What one message added to the lake, made visible as one unit.
+#[derive(Debug, Clone, Copy)]
+pub struct TableCommit<'a> {
+    /// The message's content id: a redelivery of the same message carries
+    /// the same one, so a table format can recognise it as committed.
+    pub content_id: &'a str,
+    /// The objects, already written.
+    pub files: &'a [WrittenFile],
+}
+
+impl TableCommit<'_> {
+    /// The partitions of the files, each once, in order.
+    pub fn partitions(&self) -> Vec<NaiveDate> {
+        let mut dts: Vec<NaiveDate> = self.files.iter().map(|f| f.dt).collect();
+        dts.sort_unstable();
+        dts.dedup();
+        dts
+    }
+}
+
+/// The table catalog: schema, partitions, and what makes written objects
+/// part of the table.
 #[async_trait]
 pub trait Catalog: Send + Sync {
     /// Create the table (and database) with the contract schema when missing.
     async fn ensure_table(&self) -> Result<(), BackendError>;
     /// Register partitions; existing ones are not an error.
     async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError>;
+    /// Make one message's objects part of the table. Idempotent per content
+    /// id. For a Hive layout an object is visible once written, so this only
+    /// registers its partitions; a table format (Delta) commits the files
+    /// here, atomically, once per content id.
+    async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
+        self.add_partitions(&commit.partitions()).await
+    }
 }
 
 /// SQL over the lake.

@@ -26,7 +26,7 @@ pub mod window;
 
 pub use backend::{
     Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem,
-    WorkQueue,
+    TableCommit, WorkQueue, WrittenFile,
 };
 pub use batch::{consume_batch, BatchMessage, MessageResult};
 pub use clock::{Clock, FixedClock, SystemClock, SYSTEM_CLOCK};

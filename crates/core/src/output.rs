@@ -40,6 +40,47 @@ impl ScoredRecord {
     }
 }
 
+/// How the lake's files become a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Hive-style partition directories: an object is part of the table once
+    /// written, partitions are registered in the catalog.
+    #[default]
+    Hive,
+    /// A Delta Lake table: objects are part of the table once committed to
+    /// its log, one commit per message, idempotent by content id.
+    Delta,
+}
+
+impl TableFormat {
+    /// The name used in configuration (`hive`, `delta`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFormat::Hive => "hive",
+            TableFormat::Delta => "delta",
+        }
+    }
+}
+
+impl std::fmt::Display for TableFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TableFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hive" => Ok(TableFormat::Hive),
+            "delta" => Ok(TableFormat::Delta),
+            other => Err(format!("unknown table format {other:?} (expected hive or delta)")),
+        }
+    }
+}
+
 /// Column names and types, in order, with their Athena/Hive type. The single
 /// source for the Arrow schema, the Glue table and the local catalog.
 pub const COLUMNS: &[(&str, &str)] = &[

@@ -9,7 +9,9 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::{debug, warn};
 
-use crate::backend::{Catalog, ObjectSink, RecordSource, Rejection, SourceItem, WorkQueue};
+use crate::backend::{
+    Catalog, ObjectSink, RecordSource, Rejection, SourceItem, TableCommit, WorkQueue, WrittenFile,
+};
 use crate::clock::Clock;
 use crate::dead_letter::{DeadLetterMessage, DeadLetterSink, Triage};
 use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
@@ -398,6 +400,7 @@ impl Consumer<'_> {
         let records = scored.len();
         let mut objects = Vec::new();
         let mut partitions = Vec::new();
+        let mut written = Vec::new();
         for (dt, rows) in group_by_partition(scored) {
             let batch = to_record_batch(&rows, self.options.include_text).map_err(|source| {
                 ConsumeError::Encode {
@@ -414,19 +417,28 @@ impl Consumer<'_> {
             let key = object_key(dt, &content_id);
             let size = bytes.len();
             self.sink
-                .put(&key, bytes)
+                .put(&key, bytes.clone())
                 .await
                 .map_err(|source| ConsumeError::Storage {
                     message_id: message_id.to_owned(),
                     source,
                 })?;
             debug!(message = "wrote object", location = %self.sink.location(&key), rows = rows.len(), bytes = size);
+            written.push(WrittenFile {
+                key: key.clone(),
+                dt,
+                body: bytes,
+            });
             objects.push((key, size));
             partitions.push(dt);
         }
-        if !partitions.is_empty() {
+        if !written.is_empty() {
+            let commit = TableCommit {
+                content_id: &content_id,
+                files: &written,
+            };
             self.catalog
-                .add_partitions(&partitions)
+                .commit(&commit)
                 .await
                 .map_err(|source| ConsumeError::Storage {
                     message_id: message_id.to_owned(),

@@ -1,5 +1,9 @@
 //! The local catalog: the table's schema and its partitions, kept in
-//! `<lake>/_catalog/sentiment.json` (the Glue Data Catalog's role).
+//! `<lake>/_catalog/sentiment.json` (the Glue Data Catalog's role), and the
+//! table format the lake was created with. A Delta lake's table is its
+//! `sentiment/_delta_log`; committing a message there is what makes its
+//! files part of the table (see `etl_delta`), and the catalog file keeps
+//! the schema and partitions for `etl status` alike.
 //!
 //! Updates are serialised by a mutex and written atomically; partitions
 //! already known are not rewritten, so registering is idempotent and cheap.
@@ -9,8 +13,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use etl_core::output::{COLUMNS, PARTITION_COLUMN, TABLE_NAME};
-use etl_core::{BackendError, Catalog};
+use etl_core::output::{TableFormat, COLUMNS, PARTITION_COLUMN, TABLE_NAME};
+use etl_core::{BackendError, Catalog, TableCommit};
+use etl_delta::DeltaLake;
+use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -29,6 +35,9 @@ pub struct TableEntry {
     pub include_text: bool,
     /// Registered partitions (`YYYY-MM-DD`).
     pub partitions: BTreeSet<NaiveDate>,
+    /// The table format (lakes written before Delta existed are Hive).
+    #[serde(default)]
+    pub format: TableFormat,
 }
 
 /// A catalog stored as a file inside the lake.
@@ -36,17 +45,47 @@ pub struct TableEntry {
 pub struct LocalCatalog {
     path: PathBuf,
     include_text: bool,
+    format: TableFormat,
+    delta: Option<Arc<DeltaLake>>,
     state: Mutex<Option<TableEntry>>,
 }
 
 impl LocalCatalog {
-    /// The catalog of `lake`; `include_text` is what new tables record.
+    /// The catalog of a Hive-layout `lake`; `include_text` is what new tables record.
     pub fn new(lake: &Path, include_text: bool) -> Self {
         Self {
             path: catalog_path(lake),
             include_text,
+            format: TableFormat::Hive,
+            delta: None,
             state: Mutex::new(None),
         }
+    }
+
+    /// The catalog of `lake` in `format` (a lake keeps the format it was
+    /// created with: another one is refused by `ensure_table`).
+    pub fn with_format(
+        lake: &Path,
+        include_text: bool,
+        format: TableFormat,
+    ) -> Result<Self, BackendError> {
+        let delta = match format {
+            TableFormat::Hive => None,
+            TableFormat::Delta => Some(Arc::new(DeltaLake::at_dir(
+                &lake.join(TABLE_NAME),
+                include_text,
+            )?)),
+        };
+        Ok(Self {
+            format,
+            delta,
+            ..Self::new(lake, include_text)
+        })
+    }
+
+    /// The Delta table, for a Delta lake.
+    pub fn delta(&self) -> Option<&Arc<DeltaLake>> {
+        self.delta.as_ref()
     }
 
     /// Read the catalog of a lake, if it has one.
@@ -90,6 +129,16 @@ impl Catalog for LocalCatalog {
         }
         let entry = match read_entry(&self.path)? {
             Some(e) => {
+                if e.format != self.format {
+                    return Err(BackendError::permanent(
+                        "ensure table",
+                        self.path.display().to_string(),
+                        format!(
+                            "the lake is a {} table, this run asked for {}; use another lake (or `etl compact`/`etl query` on this one as it is)",
+                            e.format, self.format
+                        ),
+                    ));
+                }
                 if e.include_text != self.include_text {
                     return Err(BackendError::permanent(
                         "ensure table",
@@ -113,13 +162,24 @@ impl Catalog for LocalCatalog {
                     partition_key: PARTITION_COLUMN.into(),
                     include_text: self.include_text,
                     partitions: BTreeSet::new(),
+                    format: self.format,
                 };
                 self.save(&e)?;
                 e
             }
         };
+        if let Some(delta) = &self.delta {
+            delta.ensure().await?;
+        }
         *state = Some(entry);
         Ok(())
+    }
+
+    async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
+        if let Some(delta) = &self.delta {
+            delta.commit_message(commit.content_id, commit.files).await?;
+        }
+        self.add_partitions(&commit.partitions()).await
     }
 
     async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError> {

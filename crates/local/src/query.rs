@@ -1,7 +1,9 @@
 //! SQL over the local lake with DataFusion, in Athena's place.
 //!
-//! The table directory is registered as `sentiment` with the `dt` partition
-//! column taken from the Hive paths, plus the two views Athena has:
+//! The table directory is registered as `sentiment`: for a Hive lake with the
+//! `dt` partition column taken from the paths, for a Delta lake as the table
+//! at its latest version (delta-rs's DataFusion provider: only committed
+//! files, pruned by their statistics); plus the two views Athena has:
 //! `sentiment_latest` and `daily_sentiment`, from the same SQL text
 //! (`etl_core::views`).
 
@@ -16,7 +18,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::SessionContext;
-use etl_core::output::{output_schema, PARTITION_COLUMN, TABLE_NAME};
+use etl_core::output::{output_schema, TableFormat, PARTITION_COLUMN, TABLE_NAME};
 use etl_core::views::views;
 use etl_core::{BackendError, QueryEngine};
 
@@ -39,6 +41,14 @@ impl DataFusionQuery {
             )
         })?;
         let table_dir = dir.join(TABLE_NAME);
+        let ctx = SessionContext::new();
+        if entry.format == TableFormat::Delta {
+            let lake = etl_delta::DeltaLake::at_dir(&table_dir, entry.include_text)?;
+            let provider = etl_delta::maintain::provider(&lake).await?;
+            ctx.register_table(TABLE_NAME, provider)
+                .map_err(|e| BackendError::permanent_from("register table", &target, e))?;
+            return Self::with_views(ctx, entry.include_text, &target).await;
+        }
         std::fs::create_dir_all(&table_dir)
             .map_err(|e| BackendError::permanent_from("open lake", &target, e))?;
         let abs = std::fs::canonicalize(&table_dir)
@@ -53,13 +63,20 @@ impl DataFusionQuery {
             .with_schema(output_schema(entry.include_text));
         let table = ListingTable::try_new(config)
             .map_err(|e| BackendError::permanent_from("open lake", &target, e))?;
-        let ctx = SessionContext::new();
         ctx.register_table(TABLE_NAME, Arc::new(table))
             .map_err(|e| BackendError::permanent_from("register table", &target, e))?;
-        for (name, sql) in views(entry.include_text) {
+        Self::with_views(ctx, entry.include_text, &target).await
+    }
+
+    async fn with_views(
+        ctx: SessionContext,
+        include_text: bool,
+        target: &str,
+    ) -> Result<Self, BackendError> {
+        for (name, sql) in views(include_text) {
             ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
                 .await
-                .map_err(|e| BackendError::permanent_from("create view", &target, e))?;
+                .map_err(|e| BackendError::permanent_from("create view", target, e))?;
         }
         Ok(Self { ctx })
     }

@@ -180,7 +180,13 @@ pub async fn redrive_with(
                 "no catalog found (expected _catalog/sentiment.json); not a lake written by `etl run`",
             ),
         })?;
-    let catalog = Arc::new(LocalCatalog::new(&lake, catalog_entry.include_text));
+    let catalog = Arc::new(
+        LocalCatalog::with_format(&lake, catalog_entry.include_text, catalog_entry.format)
+            .map_err(|source| RunError::Lake {
+                path: lake.clone(),
+                source,
+            })?,
+    );
     catalog.ensure_table().await.map_err(|e| RunError::Lake {
         path: lake.clone(),
         source: e,

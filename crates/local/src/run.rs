@@ -56,6 +56,9 @@ pub struct RunConfig {
     pub codec: Codec,
     /// Keep the `text` column.
     pub include_text: bool,
+    /// Table format of a new lake (`None`: the lake's own, Hive for a new
+    /// one). An existing lake keeps its format; asking for another is refused.
+    pub table_format: Option<etl_core::output::TableFormat>,
     /// Source attribute names.
     pub fields: FieldMap,
     /// Receives before a failing message is dead-lettered.
@@ -90,6 +93,7 @@ impl RunConfig {
             message_budget: DEFAULT_MESSAGE_BUDGET,
             codec: Codec::Snappy,
             include_text: true,
+            table_format: None,
             fields: FieldMap::default(),
             max_receive_count: 3,
             full: false,
@@ -271,7 +275,15 @@ pub async fn run_with(
     let landed = state.landed();
     let mut source = open_input(&cfg, &counters)?;
 
-    let catalog = Arc::new(LocalCatalog::new(&lake, cfg.include_text));
+    let format = match cfg.table_format {
+        Some(f) => f,
+        None => LocalCatalog::load(&lake)
+            .map_err(lake_err)?
+            .map(|e| e.format)
+            .unwrap_or_default(),
+    };
+    let catalog =
+        Arc::new(LocalCatalog::with_format(&lake, cfg.include_text, format).map_err(lake_err)?);
     catalog.ensure_table().await.map_err(lake_err)?;
     let queue = Arc::new(InProcessQueue::new(QueueConfig {
         max_receive_count: cfg.max_receive_count.max(1),

@@ -25,7 +25,9 @@ pub struct Config {
     /// `MAX_PAGES_PER_INVOCATION` (optional): stop (and checkpoint) after this
     /// many pages even if time remains, to bound one invocation's work.
     pub max_pages: Option<u64>,
-    /// `MESSAGE_BUDGET_BYTES` (default 128 KiB): packing budget per message.
+    /// `MESSAGE_BUDGET_BYTES` (default 1,000,000): packing budget per message,
+    /// measured as the consumer's event carries it (JSON-escaped), capped at
+    /// SQS's 1 MiB. The template derives the consumer's batch size from it.
     pub message_budget: usize,
     /// `ID_FIELD`, `TEXT_FIELD`, `CREATED_AT_FIELD`, `UPDATED_AT_FIELD`
     /// (defaults `id`, `text`, `created_at`, `updated_at`) and

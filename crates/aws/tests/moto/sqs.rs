@@ -57,11 +57,24 @@ async fn more_than_ten_messages_take_several_batch_calls() {
 #[tokio::test]
 async fn batches_are_split_by_size_as_well_as_count() {
     let q = queue().await;
-    // ~100 KiB each: at most two per 256 KiB batch.
-    let msgs: Vec<_> = (0..5).map(|i| message(i, 100 * 1024)).collect();
+    // ~400 KiB each: at most two per 1 MiB batch (moto enforces SQS's
+    // current limits: a three-entry batch would be refused as too long).
+    let msgs: Vec<_> = (0..5).map(|i| message(i, 400 * 1024)).collect();
     let report = q.send(&msgs).await.unwrap();
     assert_eq!((report.messages, report.calls), (5, 3));
     assert_eq!(receive_all(&q, 5).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_message_at_the_default_budget_goes_through_byte_for_byte() {
+    let q = queue().await;
+    let full = message(7, etl_core::message::DEFAULT_MESSAGE_BUDGET - 200);
+    assert!(full.body.len() > 999_000 && full.body.len() <= 1_048_576);
+    let report = q.send(std::slice::from_ref(&full)).await.unwrap();
+    assert_eq!((report.messages, report.calls), (1, 1));
+    let got = receive_all(&q, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(&*got[0].body, full.body.as_str());
 }
 
 #[tokio::test]

@@ -28,12 +28,37 @@ pub use packer::{Packer, DEFAULT_OPEN_BUCKETS};
 /// The envelope version this build writes and reads.
 pub const MESSAGE_VERSION: u64 = 1;
 
-/// SQS's hard limit on a message body (256 KiB).
-pub const SQS_MAX_MESSAGE_BYTES: usize = 262_144;
+/// SQS's hard limit on a message body, and on a SendMessageBatch payload
+/// (1 MiB; it was 256 KiB until 2025).
+pub const SQS_MAX_MESSAGE_BYTES: usize = 1_048_576;
 
-/// Default packing budget: 128 KiB per message keeps a batch of 10 messages at
-/// ~1.3 MB, far below the 6 MB Lambda payload limit, and half of SQS's limit.
-pub const DEFAULT_MESSAGE_BUDGET: usize = 128 * 1024;
+/// Default packing budget: 1,000,000 bytes of a message *as the consumer's
+/// event carries it* (JSON-escaped, see [`event_len`]), just under SQS's
+/// 1 MiB, so that one Parquet object holds ~6,000 records of typical texts
+/// and a consumer batch of 5 messages stays under Lambda's 6 MB payload
+/// (`5 × (1,000,000 + per-message event fields)` < 6,291,456) whatever the
+/// texts hold.
+pub const DEFAULT_MESSAGE_BUDGET: usize = 1_000_000;
+
+/// Lambda's limit on an invocation's payload (6 MB), the consumer's SQS
+/// event included.
+pub const LAMBDA_MAX_PAYLOAD_BYTES: usize = 6_291_456;
+
+/// The size of `json` when it is itself written as a JSON string, as SQS
+/// bodies are inside a Lambda event: `"` and `\` take two bytes, a raw
+/// control (serde_json never leaves one) six. Non-ASCII text is counted as
+/// its UTF-8 bytes, as the event carries it.
+pub fn event_len(json: &[u8]) -> usize {
+    json.len()
+        + json
+            .iter()
+            .map(|&b| match b {
+                b'"' | b'\\' => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
 
 /// A decoded message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,10 +199,17 @@ fn assemble<S: AsRef<str>>(
     }
 }
 
+/// The envelope around the records, without its 64 hex digits of content id.
+const ENVELOPE: &str = "{\"v\":1,\"content_id\":\"\",\"records\":[]}";
+
 /// Bytes of the envelope around the records.
 fn envelope_overhead() -> usize {
-    // {"v":1,"content_id":"<64 hex>","records":[]}
-    "{\"v\":1,\"content_id\":\"\",\"records\":[]}".len() + 64
+    ENVELOPE.len() + 64
+}
+
+/// Bytes of the envelope in the consumer's event (see [`event_len`]).
+fn envelope_event_overhead() -> usize {
+    event_len(ENVELOPE.as_bytes()) + 64
 }
 
 #[cfg(test)]

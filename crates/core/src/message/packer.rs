@@ -8,7 +8,7 @@
 //! envelope's assembler, so every message it emits is exactly what
 //! [`build_message`](super::build_message) makes of the same records.
 
-use super::{assemble, encode_record, envelope_overhead, OutgoingMessage};
+use super::{assemble, encode_record, envelope_event_overhead, envelope_overhead, event_len, OutgoingMessage};
 use crate::error::MessageError;
 use crate::record::SourceRecord;
 
@@ -29,6 +29,9 @@ struct Bucket {
     entries: Vec<Entry>,
     /// Body size if sealed now.
     bytes: usize,
+    /// The same body's size inside the consumer's event, where it is a JSON
+    /// string (see [`event_len`]): what the budget bounds.
+    event_bytes: usize,
     max_updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -51,6 +54,7 @@ impl Bucket {
             ids: String::new(),
             entries: Vec::new(),
             bytes: envelope_overhead(),
+            event_bytes: envelope_event_overhead(),
             max_updated_at: chrono::DateTime::<chrono::Utc>::default(),
         }
     }
@@ -59,14 +63,16 @@ impl Bucket {
         self.entries.len()
     }
 
-    fn add(&mut self, record: &SourceRecord, encoded: &[u8]) {
+    fn add(&mut self, record: &SourceRecord, encoded: &[u8], encoded_event: usize) {
         if self.entries.is_empty() {
             self.max_updated_at = record.updated_at;
         } else {
             self.bytes += 1;
+            self.event_bytes += 1;
             self.max_updated_at = self.max_updated_at.max(record.updated_at);
         }
         self.bytes += encoded.len();
+        self.event_bytes += encoded_event;
         let start = self.encoded.len();
         self.encoded.extend_from_slice(encoded);
         let id_start = self.ids.len();
@@ -102,6 +108,13 @@ impl Bucket {
 
 /// Packs records into messages up to a byte budget.
 ///
+/// The budget bounds a message's size *as the consumer receives it*: inside
+/// the Lambda event its body is a JSON string, where every `"` and `\` takes
+/// two bytes (see [`event_len`]). So `BatchSize × budget` (plus the event's
+/// per-message fields) is a true bound on a consumer invocation's payload,
+/// whatever the texts hold, and the body itself (never larger) stays within
+/// SQS's limit too.
+///
 /// Records are grouped by their `dt` partition (UTC date of `created_at`), so
 /// a message normally becomes exactly one Parquet object: one S3 PUT per
 /// message instead of one per message and day, and no small-files problem.
@@ -123,7 +136,8 @@ pub struct Packer {
 }
 
 impl Packer {
-    /// A packer with a byte budget per message and an optional hard limit (SQS: 256 KiB).
+    /// A packer with a byte budget per message (its size in the consumer's
+    /// event) and an optional hard limit on the body (SQS: 1 MiB).
     pub fn new(budget: usize, hard_limit: Option<usize>) -> Self {
         let budget = hard_limit.map_or(budget, |h| budget.min(h));
         Self {
@@ -164,6 +178,7 @@ impl Packer {
         self.scratch.clear();
         encode_record(&mut self.scratch, &record);
         let enc_len = self.scratch.len();
+        let enc_event = event_len(&self.scratch);
         let alone = envelope_overhead() + enc_len;
         if let Some(limit) = self.hard_limit {
             if alone > limit {
@@ -179,7 +194,7 @@ impl Packer {
         let idx = match self.buckets.iter().position(|b| b.dt == dt) {
             Some(i) => {
                 let b = &mut self.buckets[i];
-                if b.bytes + 1 + enc_len > self.budget || b.len() >= self.max_records {
+                if b.event_bytes + 1 + enc_event > self.budget || b.len() >= self.max_records {
                     closed = Some(std::mem::replace(b, Bucket::new(dt)).seal());
                 }
                 i
@@ -195,7 +210,7 @@ impl Packer {
                 self.buckets.len() - 1
             }
         };
-        self.buckets[idx].add(&record, &self.scratch);
+        self.buckets[idx].add(&record, &self.scratch, enc_event);
         Ok(closed)
     }
 
@@ -314,6 +329,29 @@ mod tests {
                 proptest::prop_assert_eq!(&d.content_id, &m.content_id);
             }
         }
+    }
+
+    #[test]
+    fn the_budget_bounds_a_message_as_the_consumers_event_carries_it() {
+        // Texts of quotes and backslashes double in size once the body is
+        // itself a JSON string (the Lambda event's `body` field).
+        let recs: Vec<_> = (0..200)
+            .map(|i| rec(&format!("q{i:03}"), &"\"\\".repeat(40 + i % 9)))
+            .collect();
+        let budget = 8192;
+        let mut p = Packer::new(budget, Some(SQS_MAX_MESSAGE_BYTES));
+        let msgs = pack_all(&mut p, recs);
+        let mut fullest = 0;
+        for m in &msgs {
+            // serde_json writes the event's string field: an independent measure.
+            let in_event = serde_json::to_string(&m.body).unwrap().len() - 2;
+            assert!(in_event <= budget, "{in_event} bytes in the event > {budget}");
+            assert!(m.body.len() < in_event * 2 / 3, "quote-heavy bodies grow in the event");
+            fullest = fullest.max(in_event);
+        }
+        // Not one record a message: the budget is used, not undershot.
+        assert!(fullest > budget - 700, "fullest message {fullest} of {budget}");
+        assert_eq!(msgs.iter().map(|m| m.record_count).sum::<usize>(), 200);
     }
 
     #[test]

@@ -1,0 +1,476 @@
+//! Delta Lake as the lake's table format.
+//!
+//! The consumer writes each message's Parquet objects exactly as for the
+//! Hive layout (`dt=…/part-<content id>.parquet` under the table root); this
+//! crate then *commits* them: one Delta commit per message, carrying an
+//! application transaction (`txn`) whose id is derived from the message's
+//! content id. A redelivered message finds its transaction in the table and
+//! is not committed twice; two consumers racing on the same message meet in
+//! the commit protocol (the loser sees `ConcurrentTransaction`, re-reads the
+//! table and finds the winner's transaction). Concurrent commits of
+//! different messages are blind appends: the log store's conditional PUT of
+//! `_delta_log/<version>.json` orders them and delta-rs retries the loser on
+//! the next version; there is no lock table.
+//!
+//! An object written but never committed (a crash between the two) is not
+//! part of the table: readers never see it, the message's redelivery
+//! rewrites the same key and commits it, and `vacuum` removes it if it is
+//! never committed.
+//!
+//! With the `optimize` feature, [`maintain`] compacts partitions (one commit
+//! that removes the small files and adds the big ones, so a reader sees each
+//! row exactly once at every version), vacuums, and serves the table to
+//! DataFusion.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use deltalake_core::kernel::transaction::{
+    CommitBuilder, CommitConflictError, CommitProperties, TransactionError,
+};
+use deltalake_core::kernel::{Action, Add, Transaction};
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::{DataType, DeltaTable, DeltaTableError, TableProperty};
+use etl_core::output::{output_schema, COLUMNS, PARTITION_COLUMN};
+use etl_core::{BackendError, Catalog, Retry, TableCommit, WrittenFile};
+use tokio::sync::Mutex;
+use tracing::{debug, info};
+use url::Url;
+
+#[cfg(feature = "optimize")]
+pub mod maintain;
+pub mod stats;
+
+/// How long a message's transaction is remembered by the table. Longer than
+/// any queue keeps a message (SQS: 14 days at most), so every redelivery
+/// finds its commit; expired ones are dropped from checkpoints, so the table
+/// state does not grow with every message ever committed.
+pub const TRANSACTION_RETENTION: &str = "interval 30 days";
+
+/// Commits between checkpoints (delta-rs writes one after the commit whose
+/// version + 1 is a multiple).
+pub const CHECKPOINT_INTERVAL: u32 = 100;
+
+/// The version every message's transaction carries: a message is committed
+/// once, so any version present means "done".
+const TXN_VERSION: i64 = 1;
+
+/// Rounds of read-check-commit before a commit that keeps losing races is
+/// reported as a (retryable) failure.
+const COMMIT_ROUNDS: usize = 8;
+
+/// Retries delta-rs itself makes within one round when another commit took
+/// the version it wanted (blind appends rebase without conflict).
+const COMMIT_RETRIES: usize = 30;
+
+/// The application transaction id of a message: `etl-msg-<content id>`.
+pub fn app_id(content_id: &str) -> String {
+    format!("etl-msg-{content_id}")
+}
+
+/// What committing one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A new table version holds the message's files.
+    Committed {
+        /// The version.
+        version: u64,
+    },
+    /// The message's transaction was already in the table (a redelivery, or
+    /// another consumer won the race): nothing was added.
+    AlreadyCommitted,
+    /// No files: nothing to commit.
+    Empty,
+}
+
+/// The lake's Delta table at a URL (`file:///…/sentiment/` or
+/// `s3://bucket/prefix/sentiment/`).
+pub struct DeltaLake {
+    url: Url,
+    options: HashMap<String, String>,
+    include_text: bool,
+    /// Create the table when the location holds none (writers); maintenance
+    /// and readers open what is there.
+    create: bool,
+    table: Mutex<Option<DeltaTable>>,
+}
+
+impl std::fmt::Debug for DeltaLake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaLake")
+            .field("url", &self.url.as_str())
+            .field("include_text", &self.include_text)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeltaLake {
+    /// The table at `url`, opened (or created with the contract schema) on
+    /// first use. `options` are object store settings (for S3: endpoint,
+    /// region, credentials; empty in Lambda, where the role's are used).
+    pub fn new(url: Url, options: HashMap<String, String>, include_text: bool) -> Self {
+        #[cfg(feature = "s3")]
+        if url.scheme() == "s3" || url.scheme() == "s3a" {
+            register_s3();
+        }
+        Self {
+            url,
+            options,
+            include_text,
+            create: true,
+            table: Mutex::new(None),
+        }
+    }
+
+    /// The table already at `url`, as it is: never created, its schema
+    /// taken as found (for compaction, vacuum and queries).
+    pub fn existing(url: Url, options: HashMap<String, String>) -> Self {
+        Self {
+            create: false,
+            ..Self::new(url, options, true)
+        }
+    }
+
+    /// The table of a directory (created if missing).
+    pub fn at_dir(dir: &std::path::Path, include_text: bool) -> Result<Self, BackendError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BackendError::io("create table directory", dir.display().to_string(), e))?;
+        let abs = dir
+            .canonicalize()
+            .map_err(|e| BackendError::io("open table directory", dir.display().to_string(), e))?;
+        let url = Url::from_directory_path(&abs).map_err(|()| {
+            BackendError::permanent(
+                "open table directory",
+                abs.display().to_string(),
+                "not an absolute path",
+            )
+        })?;
+        Ok(Self::new(url, HashMap::new(), include_text))
+    }
+
+    /// The table's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Whether the table stores the `text` column.
+    pub fn include_text(&self) -> bool {
+        self.include_text
+    }
+
+    /// Object store settings the table was opened with.
+    pub fn options(&self) -> &HashMap<String, String> {
+        &self.options
+    }
+
+    fn target(&self) -> String {
+        self.url.to_string()
+    }
+
+    /// Open the table, creating it when the location holds none.
+    pub async fn open(&self) -> Result<DeltaTable, BackendError> {
+        let table = self.load_or_create().await?;
+        self.check_schema(&table)?;
+        Ok(table)
+    }
+
+    async fn load_or_create(&self) -> Result<DeltaTable, BackendError> {
+        let table = self.try_load().await?;
+        if table.version().is_some() {
+            return Ok(table);
+        }
+        if !self.create {
+            return Err(BackendError::permanent(
+                "open table",
+                self.target(),
+                "no Delta table here yet (no _delta_log): nothing has been committed",
+            ));
+        }
+        let mut create = table
+            .create()
+            .with_table_name(etl_core::output::TABLE_NAME)
+            .with_partition_columns([PARTITION_COLUMN])
+            .with_configuration_property(
+                TableProperty::SetTransactionRetentionDuration,
+                Some(TRANSACTION_RETENTION),
+            )
+            .with_configuration_property(
+                TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL.to_string()),
+            )
+            .with_save_mode(SaveMode::Ignore)
+            // Two processes creating at once: the loser must not commit a
+            // second table definition on top (delta-rs would retry it as a
+            // new version); it fails here and opens the winner's table.
+            .with_commit_properties(CommitProperties::default().with_max_retries(0));
+        let schema = output_schema(self.include_text);
+        for (name, hive_type) in COLUMNS {
+            let Ok(field) = schema.field_with_name(name) else {
+                continue;
+            };
+            let data_type = match *hive_type {
+                "timestamp" => DataType::TIMESTAMP,
+                "double" => DataType::DOUBLE,
+                _ => DataType::STRING,
+            };
+            create = create.with_column(*name, data_type, field.is_nullable(), None);
+        }
+        create = create.with_column(PARTITION_COLUMN, DataType::STRING, true, None);
+        match create.await {
+            Ok(t) => {
+                info!(message = "created the Delta table", table = %self.url);
+                Ok(t)
+            }
+            Err(e) if lost_race(&e) => {
+                debug!(message = "another writer created the Delta table first", table = %self.url);
+                self.try_load().await
+            }
+            Err(e) => Err(delta_error("create table", &self.target(), e)),
+        }
+    }
+
+    async fn try_load(&self) -> Result<DeltaTable, BackendError> {
+        DeltaTable::try_from_url_with_storage_options(self.url.clone(), self.options.clone())
+            .await
+            .map_err(|e| delta_error("open table", &self.target(), e))
+    }
+
+    fn check_schema(&self, table: &DeltaTable) -> Result<(), BackendError> {
+        if !self.create {
+            return Ok(());
+        }
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| delta_error("open table", &self.target(), e))?;
+        let has_text = snapshot.schema().field("text").is_some();
+        if has_text != self.include_text {
+            return Err(BackendError::permanent(
+                "open table",
+                self.target(),
+                format!(
+                    "the Delta table was created with include_text={has_text}, this run has include_text={}; use another lake",
+                    self.include_text
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Make sure the table exists (creating it if needed) and is loaded.
+    pub async fn ensure(&self) -> Result<(), BackendError> {
+        let mut guard = self.table.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.open().await?);
+        }
+        Ok(())
+    }
+
+    /// Commit one message's files as one table version, once per content id.
+    pub async fn commit_message(
+        &self,
+        content_id: &str,
+        files: &[WrittenFile],
+    ) -> Result<CommitOutcome, BackendError> {
+        if files.is_empty() {
+            return Ok(CommitOutcome::Empty);
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let adds: Vec<Action> = files
+            .iter()
+            .map(|f| add_action(f, now_ms).map(Action::Add))
+            .collect::<Result<_, _>>()?;
+        let app_id = app_id(content_id);
+        let target = self.target();
+        let mut guard = self.table.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.open().await?);
+        }
+        let table = guard.as_mut().expect("loaded just above");
+        for round in 0..COMMIT_ROUNDS {
+            table
+                .update_state()
+                .await
+                .map_err(|e| delta_error("refresh table", &target, e))?;
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| delta_error("refresh table", &target, e))?;
+            // Checked on the very snapshot the commit is built on: anything
+            // committed after it is caught by the conflict check instead.
+            if snapshot
+                .transaction_version(table.log_store().as_ref(), &app_id)
+                .await
+                .map_err(|e| delta_error("read transactions", &target, e))?
+                .is_some()
+            {
+                debug!(message = "message already committed", content_id, table = %target);
+                return Ok(CommitOutcome::AlreadyCommitted);
+            }
+            let props = CommitProperties::default()
+                .with_application_transaction(Transaction::new_with_last_update(
+                    &app_id,
+                    TXN_VERSION,
+                    Some(now_ms),
+                ))
+                .with_max_retries(COMMIT_RETRIES)
+                // Listing the whole log on every commit is the vacuum's job.
+                .with_cleanup_expired_logs(Some(false));
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
+                predicate: None,
+            };
+            let result = CommitBuilder::from(props)
+                .with_actions(adds.clone())
+                .build(Some(snapshot), table.log_store(), operation)
+                .await;
+            match result {
+                Ok(done) => {
+                    let version = done.version();
+                    table.state = Some(done.snapshot());
+                    debug!(message = "committed message", content_id, version, files = files.len(), table = %target);
+                    return Ok(CommitOutcome::Committed { version });
+                }
+                Err(e) if lost_race(&e) => {
+                    // Another commit took the version, or committed this very
+                    // message: read the table again and decide afresh.
+                    debug!(message = "commit lost a race; reading the table again", content_id, round, error = %e);
+                }
+                // The commit itself may have landed (a post-commit hook or
+                // the answer failed): the redelivery finds the transaction.
+                Err(e) => return Err(delta_error("commit", &target, e)),
+            }
+        }
+        Err(BackendError::retryable(
+            "commit",
+            target,
+            format!("message {content_id}: still losing commit races after {COMMIT_ROUNDS} rounds"),
+        ))
+    }
+
+    /// The loaded table (opened on first use), refreshed to its latest version.
+    pub async fn latest(&self) -> Result<DeltaTable, BackendError> {
+        let mut guard = self.table.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.open().await?);
+        }
+        let table = guard.as_mut().expect("loaded just above");
+        table
+            .update_state()
+            .await
+            .map_err(|e| delta_error("refresh table", &self.target(), e))?;
+        Ok(table.clone())
+    }
+}
+
+/// Whether a Delta error means another writer got there first (retry after
+/// reading the table again), not that something is broken.
+fn lost_race(e: &DeltaTableError) -> bool {
+    match e {
+        DeltaTableError::VersionAlreadyExists(_) => true,
+        DeltaTableError::Transaction { source } => matches!(
+            source,
+            TransactionError::VersionAlreadyExists(_)
+                | TransactionError::MaxCommitAttempts(_)
+                | TransactionError::CommitConflict(
+                    CommitConflictError::ConcurrentTransaction
+                        | CommitConflictError::ConcurrentAppend
+                )
+        ),
+        _ => false,
+    }
+}
+
+/// A Delta error as the pipeline's error: storage trouble is retryable (the
+/// message is redelivered), a table that is not what the contract says is
+/// permanent.
+pub fn delta_error(operation: &str, target: &str, e: DeltaTableError) -> BackendError {
+    let retry = match &e {
+        DeltaTableError::InvalidTableLocation(_)
+        | DeltaTableError::NotATable(_)
+        | DeltaTableError::Transaction {
+            source:
+                TransactionError::DeltaTableAppendOnly
+                | TransactionError::UnsupportedTableFeatures(_)
+                | TransactionError::TableFeaturesRequired(_)
+                | TransactionError::CommitConflict(
+                    CommitConflictError::MetadataChanged
+                        | CommitConflictError::ProtocolChanged(_)
+                        | CommitConflictError::UnsupportedReaderVersion(_)
+                        | CommitConflictError::UnsupportedWriterVersion(_),
+                ),
+        } => Retry::Permanent,
+        _ => Retry::Retryable,
+    };
+    BackendError::caused_by(retry, operation, target, e)
+}
+
+/// The Add action of one written object: its path relative to the table
+/// root (as the sink wrote it), its partition value, size and statistics.
+pub fn add_action(file: &WrittenFile, modification_time_ms: i64) -> Result<Add, BackendError> {
+    let stats = stats::stats_json(&file.body)
+        .map_err(|e| BackendError::permanent("read statistics", &file.key, e))?;
+    Ok(Add {
+        path: file.key.clone(),
+        partition_values: HashMap::from([(
+            PARTITION_COLUMN.to_owned(),
+            Some(partition_value(file.dt)),
+        )]),
+        size: i64::try_from(file.body.len()).unwrap_or(i64::MAX),
+        modification_time: modification_time_ms,
+        data_change: true,
+        stats: Some(stats),
+        ..Default::default()
+    })
+}
+
+/// A date as the `dt` partition value (`YYYY-MM-DD`, as in the Hive layout).
+pub fn partition_value(dt: NaiveDate) -> String {
+    dt.format("%Y-%m-%d").to_string()
+}
+
+/// The catalog of a Delta lake: committing is what makes files part of the
+/// table; there are no partitions to register.
+#[derive(Debug, Clone)]
+pub struct DeltaCatalog {
+    lake: Arc<DeltaLake>,
+}
+
+impl DeltaCatalog {
+    /// The catalog of `lake`.
+    pub fn new(lake: Arc<DeltaLake>) -> Self {
+        Self { lake }
+    }
+
+    /// The table.
+    pub fn lake(&self) -> &Arc<DeltaLake> {
+        &self.lake
+    }
+}
+
+#[async_trait]
+impl Catalog for DeltaCatalog {
+    async fn ensure_table(&self) -> Result<(), BackendError> {
+        self.lake.ensure().await
+    }
+
+    async fn add_partitions(&self, _dts: &[NaiveDate]) -> Result<(), BackendError> {
+        // A Delta table's partitions are its files' partition values.
+        Ok(())
+    }
+
+    async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
+        self.lake
+            .commit_message(commit.content_id, commit.files)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Register the `s3://` scheme with delta-rs (once per process).
+#[cfg(feature = "s3")]
+pub fn register_s3() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| deltalake_aws::register_handlers(None));
+}
