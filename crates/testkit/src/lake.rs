@@ -75,21 +75,41 @@ pub fn read_batches(file: &Path) -> Vec<RecordBatch> {
 
 /// Every row of every Parquet file of the lake.
 pub fn read_lake(lake: &Path) -> Vec<Row> {
+    let files: Vec<(PathBuf, String)> = parquet_files(lake)
+        .into_iter()
+        .map(|file| {
+            let dir = file
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            let dt = dir
+                .strip_prefix("dt=")
+                .expect("hive partition dir")
+                .to_owned();
+            (file, dt)
+        })
+        .collect();
+    read_files(&files)
+}
+
+/// Every row of these Parquet files, each with its partition value. String
+/// columns are read whatever their Arrow layout (a file rewritten by
+/// another writer may use views).
+pub fn read_files(files: &[(PathBuf, String)]) -> Vec<Row> {
     let mut rows = Vec::new();
-    for file in parquet_files(lake) {
-        let dir = file
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap();
-        let dt = dir
-            .strip_prefix("dt=")
-            .expect("hive partition dir")
-            .to_owned();
+    for (file, dt) in files {
+        let (file, dt) = (file.clone(), dt.clone());
         for b in read_batches(&file) {
-            let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let utf8 = |c: &arrow_array::ArrayRef| {
+                arrow_cast::cast(c, &arrow_schema::DataType::Utf8)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone()
+            };
+            let s = |n: &str| utf8(b.column_by_name(n).unwrap());
             let f = |n: &str| {
                 b.column_by_name(n)
                     .unwrap()
@@ -103,9 +123,7 @@ pub fn read_lake(lake: &Path) -> Vec<Row> {
                     .clone()
             };
             let (id, lang, sent, eng) = (s("id"), s("language"), s("sentiment"), s("engine"));
-            let text = b
-                .column_by_name("text")
-                .map(|c| c.as_string::<i32>().clone());
+            let text = b.column_by_name("text").map(utf8);
             let (pos, neg, neu, mixed, comp) = (
                 f("score_positive"),
                 f("score_negative"),

@@ -25,6 +25,7 @@
 pub mod accounting;
 mod comprehend_stub;
 pub mod contract;
+pub mod delta_log;
 pub mod faults;
 pub mod fixtures;
 mod http;
