@@ -14,6 +14,8 @@
 
 pub mod athena;
 pub mod comprehend;
+#[cfg(feature = "delta")]
+pub mod delta;
 pub mod dynamodb;
 pub mod emf;
 mod error;

@@ -36,6 +36,11 @@ pub struct Config {
     pub codec: Codec,
     /// `INCLUDE_TEXT` (default `true`): keep the scored text in the lake.
     pub include_text: bool,
+    /// `TABLE_FORMAT` (default `hive`): `hive` writes partition directories
+    /// and registers them in Glue; `delta` commits each message's objects to
+    /// the Delta table at the same location, once per content id (the Glue
+    /// table is the template's `table_type=DELTA` one; nothing to register).
+    pub table_format: etl_core::output::TableFormat,
     /// `MESSAGE_CONCURRENCY` (default 4): messages processed at once.
     pub concurrency: usize,
     /// `DEAD_LETTER_QUEUE_URL` (optional): where records the analyzer refuses
@@ -84,6 +89,7 @@ impl Config {
             language: parsed(env, "LANGUAGE", LanguageMode::Fixed("en".into()))?,
             codec: parsed(env, "PARQUET_COMPRESSION", Codec::Snappy)?,
             include_text: parsed(env, "INCLUDE_TEXT", true)?,
+            table_format: parsed(env, "TABLE_FORMAT", etl_core::output::TableFormat::Hive)?,
             concurrency: concurrency.max(1),
             dead_letter_queue_url: optional(env, "DEAD_LETTER_QUEUE_URL"),
             queue_url: optional(env, "QUEUE_URL"),

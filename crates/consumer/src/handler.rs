@@ -31,8 +31,10 @@ use etl_aws::sqs::SqsDeadLetters;
 use etl_aws::{
     AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, RateLimiter, S3Sink, SqsQueue,
 };
+use etl_core::output::TableFormat;
+use etl_delta::DeltaCatalog;
 use etl_core::{
-    consume_batch, BatchMessage, Catalog, Clock, ConsumeOptions, Consumer, DeadLetterSink, Engine,
+    consume_batch, BackendError, BatchMessage, Catalog, Clock, ConsumeOptions, Consumer, DeadLetterSink, Engine,
     MessageOutcome, MessageResult, ObjectSink, Retry, Routes, ScoreMemo, SentimentAnalyzer,
     VaderAnalyzer, WorkQueue, SYSTEM_CLOCK,
 };
@@ -129,18 +131,28 @@ const UNTAKEN: &str = "not started: the invocation deadline is closer than DEADL
 
 impl BatchHandler {
     /// Wire the consumer to AWS.
-    pub fn new(config: &Config, clients: &Clients) -> Self {
+    pub async fn new(config: &Config, clients: &Clients) -> Result<Self, BackendError> {
         let sink = S3Sink::new(
             clients.s3.clone(),
             &config.output_bucket,
             &config.output_prefix,
         );
-        let catalog = GlueCatalog::new(
-            clients.glue.clone(),
-            &config.glue_database,
-            &config.glue_table,
-            sink.table_location(),
-        );
+        let catalog: Arc<dyn Catalog> = match config.table_format {
+            TableFormat::Hive => Arc::new(GlueCatalog::new(
+                clients.glue.clone(),
+                &config.glue_database,
+                &config.glue_table,
+                sink.table_location(),
+            )),
+            TableFormat::Delta => Arc::new(DeltaCatalog::new(Arc::new(
+                etl_aws::delta::delta_lake(
+                    &clients.config,
+                    &sink.table_location(),
+                    config.include_text,
+                )
+                .await?,
+            ))),
+        };
         let analyzer: Arc<dyn SentimentAnalyzer> = match config.engine {
             Engine::Comprehend => Arc::new(
                 ComprehendAnalyzer::new(clients.comprehend.clone(), config.language.clone())
@@ -160,7 +172,7 @@ impl BatchHandler {
         let deps = Deps {
             analyzer,
             sink: Arc::new(sink),
-            catalog: Arc::new(catalog),
+            catalog,
             views,
         };
         let options = ConsumeOptions {
@@ -176,7 +188,7 @@ impl BatchHandler {
         if let Some(url) = &config.queue_url {
             handler = handler.with_requeue(Arc::new(SqsQueue::new(clients.sqs.clone(), url)));
         }
-        handler
+        Ok(handler)
     }
 
     /// Assemble from dependencies (tests inject their own). `table` is the

@@ -11,7 +11,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
-    let handler = BatchHandler::new(&config, &Clients::from_env().await?);
+    let handler = BatchHandler::new(&config, &Clients::from_env().await?).await?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         handler.invoke(event)
     }))

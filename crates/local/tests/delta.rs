@@ -23,7 +23,7 @@ use etl_delta::maintain;
 use etl_delta::DeltaLake;
 use etl_local::{FsSink, LocalCatalog};
 use etl_testkit::accounting::{assert_ok, exactly_once, FromLake, Version};
-use etl_testkit::delta_log::{live_files_per_version, read_delta};
+use etl_testkit::delta_log::{live_files_per_version, python_reader_agrees, read_delta};
 use etl_testkit::fixtures::hostile_records;
 use etl_testkit::records::pack;
 
@@ -139,7 +139,7 @@ async fn redelivered_and_raced_messages_are_committed_once() {
     assert_eq!(commits(&lake), msgs.len() + 1);
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
     assert_no_version_has_duplicates(&lake);
-    python_reader_agrees(&lake, &recs);
+    python_reader_agrees(&table_dir(&lake), &recs);
 }
 
 /// How a [`Crashing`] catalog fails one message's commit.
@@ -369,7 +369,7 @@ async fn a_compaction_while_consumers_commit_never_shows_a_row_twice_or_drops_on
     }
     assert_no_version_has_duplicates(&lake);
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
-    python_reader_agrees(&lake, &recs);
+    python_reader_agrees(&table_dir(&lake), &recs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,60 +405,4 @@ async fn a_second_compaction_is_refused_while_one_holds_the_lock() {
         .unwrap();
     assert!(r.files_removed > 0);
     assert!(!lock.exists(), "released after the compaction");
-}
-
-/// The Python `deltalake` package (delta-rs's Python binding, from PyPI)
-/// reads every version: no row twice at any version, and the latest holds
-/// exactly the source's versions.
-fn python_reader_agrees(lake: &Path, recs: &[SourceRecord]) {
-    let python = python();
-    let script = r#"
-import json, sys
-from deltalake import DeltaTable
-path = sys.argv[1]
-latest = DeltaTable(path)
-out = {"versions": [], "rows": []}
-for v in range(latest.version() + 1):
-    t = DeltaTable(path, version=v).to_pyarrow_table(columns=["id", "updated_at", "dt"])
-    keys = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["dt"].to_pylist()))
-    out["versions"].append({"version": v, "rows": len(keys), "distinct": len(set(keys))})
-t = latest.to_pyarrow_table(columns=["id", "updated_at", "text", "dt"])
-out["rows"] = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["text"].to_pylist(), t["dt"].to_pylist()))
-print(json.dumps(out))
-"#;
-    let o = std::process::Command::new(&python)
-        .args(["-c", script])
-        .arg(table_dir(lake))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let versions = v["versions"].as_array().unwrap();
-    assert_eq!(versions.len(), commits(lake));
-    for ver in versions {
-        assert_eq!(ver["rows"], ver["distinct"], "python reads a row twice at {ver}");
-    }
-    let rows: Vec<Version> = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            Version::row(
-                r[0].as_str().unwrap(),
-                r[1].as_i64().unwrap(),
-                r[2].as_str(),
-                r[3].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_ok(&exactly_once(recs, &rows));
-}
-
-/// The Python of the tool environment (`make venv`), beside `$MOTO_SERVER`.
-fn python() -> PathBuf {
-    let moto = std::env::var_os("MOTO_SERVER")
-        .expect("MOTO_SERVER names the tool venv's moto_server (make test sets it)");
-    let p = Path::new(&moto).with_file_name("python");
-    assert!(p.exists(), "{} missing: run `make venv`", p.display());
-    p
 }

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use etl_core::SourceRecord;
+
+use crate::accounting::{assert_ok, exactly_once, Version};
 use crate::lake::{read_files, Row};
 
 /// The live files of each version: `versions[v]` maps a file's path
@@ -81,4 +84,60 @@ fn decode(path: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).expect("a UTF-8 path")
+}
+
+/// The Python `deltalake` package (delta-rs's Python binding, from PyPI)
+/// reads every version: no row twice at any version, and the latest holds
+/// exactly the source's versions.
+pub fn python_reader_agrees(table: &Path, recs: &[SourceRecord]) {
+    let python = python();
+    let script = r#"
+import json, sys
+from deltalake import DeltaTable
+path = sys.argv[1]
+latest = DeltaTable(path)
+out = {"versions": [], "rows": []}
+for v in range(latest.version() + 1):
+    t = DeltaTable(path, version=v).to_pyarrow_table(columns=["id", "updated_at", "dt"])
+    keys = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["dt"].to_pylist()))
+    out["versions"].append({"version": v, "rows": len(keys), "distinct": len(set(keys))})
+t = latest.to_pyarrow_table(columns=["id", "updated_at", "text", "dt"])
+out["rows"] = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["text"].to_pylist(), t["dt"].to_pylist()))
+print(json.dumps(out))
+"#;
+    let o = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let versions = v["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), live_files_per_version(table).len());
+    for ver in versions {
+        assert_eq!(ver["rows"], ver["distinct"], "python reads a row twice at {ver}");
+    }
+    let rows: Vec<Version> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            Version::row(
+                r[0].as_str().unwrap(),
+                r[1].as_i64().unwrap(),
+                r[2].as_str(),
+                r[3].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_ok(&exactly_once(recs, &rows));
+}
+
+/// The Python of the tool environment (`make venv`), beside `$MOTO_SERVER`.
+fn python() -> PathBuf {
+    let moto = std::env::var_os("MOTO_SERVER")
+        .expect("MOTO_SERVER names the tool venv's moto_server (make test sets it)");
+    let p = Path::new(&moto).with_file_name("python");
+    assert!(p.exists(), "{} missing: run `make venv`", p.display());
+    p
 }

@@ -53,6 +53,31 @@ pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     out
 }
 
+/// Copy every object under `prefix` into `dir` (same relative paths), so a
+/// table on S3 can be read with the local readers.
+pub async fn mirror(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &std::path::Path) {
+    for key in keys(s3, bucket).await {
+        let Some(rel) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+}
+
 /// Every row of every Parquet object in the bucket.
 pub async fn rows(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<S3Row> {
     let mut rows = Vec::new();
