@@ -92,7 +92,7 @@ fn decode(path: &str) -> String {
 pub fn python_reader_agrees(table: &Path, recs: &[SourceRecord]) {
     let python = python();
     let script = r#"
-import json, sys
+import json, os, sys
 from deltalake import DeltaTable
 path = sys.argv[1]
 latest = DeltaTable(path)
@@ -104,6 +104,10 @@ for v in range(latest.version() + 1):
 t = latest.to_pyarrow_table(columns=["id", "updated_at", "text", "dt"])
 out["rows"] = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["text"].to_pylist(), t["dt"].to_pylist()))
 print(json.dumps(out))
+sys.stdout.flush()
+# deltalake's runtime threads can abort the interpreter's own exit
+# ("terminate called without an active exception"): leave at once.
+os._exit(0)
 "#;
     let o = std::process::Command::new(&python)
         .args(["-c", script])
