@@ -258,6 +258,17 @@ impl DeltaLake {
         Ok(())
     }
 
+    /// Whether the location holds a Delta table (a commit log) yet.
+    pub async fn exists(&self) -> Result<bool, BackendError> {
+        if let Ok(dir) = self.url.to_file_path() {
+            // delta-rs refuses to open a directory that does not exist.
+            if !dir.join("_delta_log").is_dir() {
+                return Ok(false);
+            }
+        }
+        Ok(self.try_load().await?.version().is_some())
+    }
+
     /// Make sure the table exists (creating it if needed) and is loaded.
     pub async fn ensure(&self) -> Result<(), BackendError> {
         let mut guard = self.table.lock().await;
