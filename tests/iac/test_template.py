@@ -351,7 +351,9 @@ def test_glue_table_is_parquet_partitioned_by_dt_under_the_prefix(resources):
     tin = table["TableInput"]
     assert tin["Name"] == "sentiment"
     assert tin["TableType"] == "EXTERNAL_TABLE"
-    assert [(k["Name"], k["Type"]) for k in tin["PartitionKeys"]] == [("dt", "string")]
+    delta, hive = tin["PartitionKeys"]["Fn::If"][0], tin["PartitionKeys"]["Fn::If"][2]
+    assert delta == "UseDelta"
+    assert [(k["Name"], k["Type"]) for k in hive] == [("dt", "string")]
     sd = tin["StorageDescriptor"]
     assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
     assert sd["InputFormat"].endswith("MapredParquetInputFormat")
@@ -359,10 +361,58 @@ def test_glue_table_is_parquet_partitioned_by_dt_under_the_prefix(resources):
     assert sd["Location"] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/"}
 
 
+def test_a_delta_table_is_registered_for_athena_to_read_natively(template, resources):
+    """Athena's DDL for a Delta table is `CREATE EXTERNAL TABLE … LOCATION
+    's3://…/' TBLPROPERTIES ('table_type'='DELTA')`: no partition keys (the
+    log has them), the location the consumer commits to."""
+    assert template["Parameters"]["TableFormat"]["AllowedValues"] == ["hive", "delta"]
+    assert template["Parameters"]["TableFormat"]["Default"] == "hive"
+    assert template["Conditions"]["UseDelta"] == {"Fn::Equals": [{"Ref": "TableFormat"}, "delta"]}
+    tin = resources["SentimentTable"]["Properties"]["TableInput"]
+    cond, delta_params, _ = tin["Parameters"]["Fn::If"]
+    assert cond == "UseDelta"
+    assert delta_params["table_type"] == "DELTA"
+    assert delta_params["EXTERNAL"] == "TRUE"
+    assert "projection.enabled" not in delta_params
+    assert tin["PartitionKeys"]["Fn::If"][:2] == ["UseDelta", []]
+    assert tin["TableType"] == "EXTERNAL_TABLE"
+    # The consumer commits to exactly the table's location.
+    env = resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["TABLE_FORMAT"] == {"Ref": "TableFormat"}
+    assert tin["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/"}
+    compactor = resources["CompactorFunction"]["Properties"]
+    assert compactor["Environment"]["Variables"]["TABLE_LOCATION"] == tin["StorageDescriptor"]["Location"]
+    # Views read `sentiment` unqualified: the same Glue views serve both formats.
+    for view in ("SentimentLatestView", "DailySentimentView"):
+        assert "Condition" not in resources[view]
+
+
+def test_the_nightly_compaction_runs_one_at_a_time_on_a_schedule(template, resources):
+    fn = resources["CompactorFunction"]
+    props = fn["Properties"]
+    assert fn["Metadata"]["BuildProperties"]["Binary"] == "compactor"
+    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["Timeout"] == 900
+    env = props["Environment"]["Variables"]
+    assert env["TARGET_FILE_BYTES"] == {"Ref": "CompactionTargetFileBytes"}
+    assert env["VACUUM_RETENTION_HOURS"] == {"Ref": "VacuumRetentionHours"}
+    assert template["Parameters"]["CompactionTargetFileBytes"]["Default"] == 128 * 1024 * 1024
+    assert template["Parameters"]["VacuumRetentionHours"]["Default"] == 168
+    sched = props["Events"]["Nightly"]
+    assert sched["Type"] == "ScheduleV2"
+    assert sched["Properties"]["ScheduleExpression"] == {"Ref": "CompactionScheduleExpression"}
+    alarm = resources["CompactorErrorsAlarm"]
+    assert alarm["Condition"] == "UseDelta"
+    assert alarm["Properties"]["Dimensions"][0]["Value"] == {"Ref": "CompactorFunction"}
+
+
 def test_partition_projection_is_an_option(template, resources):
     assert template["Parameters"]["PartitionProjection"]["Default"] == "false"
-    on, off = resources["SentimentTable"]["Properties"]["TableInput"]["Parameters"]["Fn::If"][1:]
-    assert resources["SentimentTable"]["Properties"]["TableInput"]["Parameters"]["Fn::If"][0] == "UsePartitionProjection"
+    params = resources["SentimentTable"]["Properties"]["TableInput"]["Parameters"]["Fn::If"]
+    assert params[0] == "UseDelta"
+    hive = params[2]["Fn::If"]
+    on, off = hive[1:]
+    assert hive[0] == "UsePartitionProjection"
     assert "projection.enabled" not in off
     assert on["projection.enabled"] == "true"
     assert on["projection.dt.type"] == "date"
