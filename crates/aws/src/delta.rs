@@ -50,7 +50,11 @@ pub async fn delta_lake(
 ) -> Result<DeltaLake, BackendError> {
     let url = url::Url::parse(location)
         .map_err(|e| BackendError::permanent_from("open table", location, e))?;
-    Ok(DeltaLake::new(url, storage_options(config).await, include_text))
+    Ok(DeltaLake::new(
+        url,
+        storage_options(config).await,
+        include_text,
+    ))
 }
 
 /// The Delta table already at `location`, as it is (maintenance).

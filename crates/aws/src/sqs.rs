@@ -458,7 +458,12 @@ mod tests {
         assert_eq!(split_batches(&big).unwrap(), vec![0..2, 2..4, 4..5]);
         // At the default budget a full message goes alone; smaller ones share.
         let full = etl_core::message::DEFAULT_MESSAGE_BUDGET;
-        let mixed = vec![msg("a", full), msg("b", full), msg("c", 20_000), msg("d", 20_000)];
+        let mixed = vec![
+            msg("a", full),
+            msg("b", full),
+            msg("c", 20_000),
+            msg("d", 20_000),
+        ];
         assert_eq!(split_batches(&mixed).unwrap(), vec![0..1, 1..4]);
         let exact = vec![msg("a", MAX_BATCH_BYTES), msg("b", 1)];
         assert_eq!(split_batches(&exact).unwrap(), vec![0..1, 1..2]);

@@ -536,7 +536,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }),
         },
         Command::Vacuum(a) => {
-            let retention = chrono::Duration::hours(i64::try_from(a.retention_hours).unwrap_or(i64::MAX / 3_600_000));
+            let retention = chrono::Duration::hours(
+                i64::try_from(a.retention_hours).unwrap_or(i64::MAX / 3_600_000),
+            );
             match a.target.lake.clone() {
                 Some(lake) => runtime(default_workers())?.block_on(async {
                     let table = table::local_table(&lake)?;

@@ -83,7 +83,9 @@ fn compact_text(r: &CompactReport, target_size: u64) -> String {
         )),
         None => out.push_str("nothing to compact: no partition has more than one small file\n"),
     }
-    out.push_str("the replaced files stay readable by older versions until `etl vacuum` removes them\n");
+    out.push_str(
+        "the replaced files stay readable by older versions until `etl vacuum` removes them\n",
+    );
     out
 }
 

@@ -32,7 +32,11 @@ fn assert_every_version_once(table: &Path) {
     for v in 0..live_files_per_version(table).len() {
         let rows = Version::of_local(&read_delta(table, Some(v)));
         let distinct: std::collections::BTreeSet<_> = rows.iter().collect();
-        assert_eq!(distinct.len(), rows.len(), "table version {v} holds a row twice");
+        assert_eq!(
+            distinct.len(),
+            rows.len(),
+            "table version {v} holds a row twice"
+        );
     }
 }
 
@@ -62,7 +66,10 @@ fn runs_and_a_concurrent_compaction_then_vacuum_keep_every_version_once() {
             "--json".into(),
         ]
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_etl")).args(run(&in1)).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(run(&in1))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Night two: a third of the records edited, and new ones.
@@ -93,12 +100,19 @@ fn runs_and_a_concurrent_compaction_then_vacuum_keep_every_version_once() {
     // The compaction either found the first night's files or waited its
     // turn behind nobody: it must not fail because a run commits.
     assert!(compact.status.success(), "{}", text(&compact.stderr));
-    assert!(text(&compact.stdout).contains("before:"), "{}", text(&compact.stdout));
+    assert!(
+        text(&compact.stdout).contains("before:"),
+        "{}",
+        text(&compact.stdout)
+    );
 
     let mut expect: Vec<SourceRecord> = first.iter().map(|r| r.to_record()).collect();
     expect.extend(second.iter().map(|r| r.to_record()));
     assert_every_version_once(&table);
-    assert_ok(&exactly_once(&expect, &Version::of_local(&read_delta(&table, None))));
+    assert_ok(&exactly_once(
+        &expect,
+        &Version::of_local(&read_delta(&table, None)),
+    ));
 
     // Once nobody writes: one file per partition.
     let again = etl(&["compact", "--lake", l, "--json"]);
@@ -124,12 +138,27 @@ fn runs_and_a_concurrent_compaction_then_vacuum_keep_every_version_once() {
     assert!(deleted > 0, "{v}");
     assert_eq!(count_parquet(&table), files_before - deleted);
     assert_eq!(count_parquet(&table), 4, "only the live files are left");
-    assert_ok(&exactly_once(&expect, &Version::of_local(&read_delta(&table, None))));
+    assert_ok(&exactly_once(
+        &expect,
+        &Version::of_local(&read_delta(&table, None)),
+    ));
 
     // `etl query` reads the table through delta-rs: the views count ids once.
-    let q = etl(&["query", "--lake", l, "--format", "csv", "SELECT sum(records) AS n FROM daily_sentiment"]);
+    let q = etl(&[
+        "query",
+        "--lake",
+        l,
+        "--format",
+        "csv",
+        "SELECT sum(records) AS n FROM daily_sentiment",
+    ]);
     assert!(q.status.success(), "{}", text(&q.stderr));
-    assert_eq!(text(&q.stdout).lines().nth(1), Some("400"), "{}", text(&q.stdout));
+    assert_eq!(
+        text(&q.stdout).lines().nth(1),
+        Some("400"),
+        "{}",
+        text(&q.stdout)
+    );
 }
 
 fn count_parquet(table: &Path) -> usize {
@@ -139,7 +168,13 @@ fn count_parquet(table: &Path) -> usize {
         if d.is_dir() && d.file_name().unwrap().to_str().unwrap().starts_with("dt=") {
             n += std::fs::read_dir(&d)
                 .unwrap()
-                .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "parquet"))
+                .filter(|f| {
+                    f.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|e| e == "parquet")
+                })
                 .count();
         }
     }
@@ -153,14 +188,36 @@ fn compacting_a_hive_lake_is_refused_with_the_reason() {
     write_input(&input, &hostile_records(20));
     let lake = dir.path().join("lake");
     let l = lake.to_str().unwrap();
-    let out = etl(&["run", "--input", input.to_str().unwrap(), "--lake", l, "--no-table"]);
+    let out = etl(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--lake",
+        l,
+        "--no-table",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let c = etl(&["compact", "--lake", l]);
     assert_eq!(c.status.code(), Some(1));
     let err = text(&c.stderr);
-    assert!(err.contains("cannot be compacted safely") && err.contains("--table-format delta"), "{err}");
+    assert!(
+        err.contains("cannot be compacted safely") && err.contains("--table-format delta"),
+        "{err}"
+    );
     // And a Hive lake stays Hive: asking for Delta on it is refused.
-    let d = etl(&["run", "--input", input.to_str().unwrap(), "--lake", l, "--table-format", "delta"]);
+    let d = etl(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--lake",
+        l,
+        "--table-format",
+        "delta",
+    ]);
     assert_eq!(d.status.code(), Some(1));
-    assert!(text(&d.stderr).contains("the lake is a hive table"), "{}", text(&d.stderr));
+    assert!(
+        text(&d.stderr).contains("the lake is a hive table"),
+        "{}",
+        text(&d.stderr)
+    );
 }

@@ -17,7 +17,10 @@ use etl_testkit::fixtures::hostile_records;
 use etl_testkit::records::pack;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -76,5 +79,8 @@ async fn small_files_become_one_per_partition_and_the_old_ones_are_vacuumed() {
     // A week's retention: the files just replaced are kept for old readers.
     assert_eq!(report.vacuumed_files, 0);
     assert_eq!(live_files_per_version(&table).len(), msgs.len() + 2);
-    assert_ok(&exactly_once(&recs, &Version::of_local(&read_delta(&table, None))));
+    assert_ok(&exactly_once(
+        &recs,
+        &Version::of_local(&read_delta(&table, None)),
+    ));
 }

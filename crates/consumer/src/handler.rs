@@ -32,12 +32,12 @@ use etl_aws::{
     AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, RateLimiter, S3Sink, SqsQueue,
 };
 use etl_core::output::TableFormat;
-use etl_delta::DeltaCatalog;
 use etl_core::{
-    consume_batch, BackendError, BatchMessage, Catalog, Clock, ConsumeOptions, Consumer, DeadLetterSink, Engine,
-    MessageOutcome, MessageResult, ObjectSink, Retry, Routes, ScoreMemo, SentimentAnalyzer,
-    VaderAnalyzer, WorkQueue, SYSTEM_CLOCK,
+    consume_batch, BackendError, BatchMessage, Catalog, Clock, ConsumeOptions, Consumer,
+    DeadLetterSink, Engine, MessageOutcome, MessageResult, ObjectSink, Retry, Routes, ScoreMemo,
+    SentimentAnalyzer, VaderAnalyzer, WorkQueue, SYSTEM_CLOCK,
 };
+use etl_delta::DeltaCatalog;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use tokio::time::Instant;

@@ -71,13 +71,21 @@ async fn two_containers_and_a_redelivery_commit_every_message_once_on_s3() {
                     receive_count: 1,
                 })
                 .collect();
-            serde_json::from_value(sqs_event_json(&deliveries, "arn:aws:sqs:us-east-1:123456789012:work")).unwrap()
+            serde_json::from_value(sqs_event_json(
+                &deliveries,
+                "arn:aws:sqs:us-east-1:123456789012:work",
+            ))
+            .unwrap()
         })
         .collect();
     async fn handle_all(h: &BatchHandler, events: &[SqsEvent]) {
         for e in events {
             let out = h.handle(e.clone()).await.unwrap();
-            assert!(out.response.batch_item_failures.is_empty(), "{:?}", out.response);
+            assert!(
+                out.response.batch_item_failures.is_empty(),
+                "{:?}",
+                out.response
+            );
         }
     }
     tokio::join!(handle_all(&a, &events), handle_all(&b, &events));

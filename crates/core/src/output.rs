@@ -76,7 +76,9 @@ impl std::str::FromStr for TableFormat {
         match s.trim().to_ascii_lowercase().as_str() {
             "hive" => Ok(TableFormat::Hive),
             "delta" => Ok(TableFormat::Delta),
-            other => Err(format!("unknown table format {other:?} (expected hive or delta)")),
+            other => Err(format!(
+                "unknown table format {other:?} (expected hive or delta)"
+            )),
         }
     }
 }

@@ -135,8 +135,9 @@ impl DeltaLake {
 
     /// The table of a directory (created if missing).
     pub fn at_dir(dir: &std::path::Path, include_text: bool) -> Result<Self, BackendError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| BackendError::io("create table directory", dir.display().to_string(), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            BackendError::io("create table directory", dir.display().to_string(), e)
+        })?;
         let abs = dir
             .canonicalize()
             .map_err(|e| BackendError::io("open table directory", dir.display().to_string(), e))?;
@@ -407,9 +408,9 @@ pub fn delta_error(operation: &str, target: &str, e: DeltaTableError) -> Backend
                 | TransactionError::TableFeaturesRequired(_)
                 | TransactionError::CommitConflict(
                     CommitConflictError::MetadataChanged
-                        | CommitConflictError::ProtocolChanged(_)
-                        | CommitConflictError::UnsupportedReaderVersion(_)
-                        | CommitConflictError::UnsupportedWriterVersion(_),
+                    | CommitConflictError::ProtocolChanged(_)
+                    | CommitConflictError::UnsupportedReaderVersion(_)
+                    | CommitConflictError::UnsupportedWriterVersion(_),
                 ),
         } => Retry::Permanent,
         _ => Retry::Retryable,

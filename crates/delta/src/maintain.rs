@@ -54,7 +54,7 @@ pub struct TableFiles {
 /// The table's live files at its latest version.
 pub async fn files(lake: &DeltaLake) -> Result<TableFiles, BackendError> {
     let table = lake.latest().await?;
-    files_of(&table, &lake.url().to_string())
+    files_of(&table, lake.url().as_str())
 }
 
 fn files_of(table: &DeltaTable, target: &str) -> Result<TableFiles, BackendError> {

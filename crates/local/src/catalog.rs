@@ -16,8 +16,8 @@ use chrono::NaiveDate;
 use etl_core::output::{TableFormat, COLUMNS, PARTITION_COLUMN, TABLE_NAME};
 use etl_core::{BackendError, Catalog, TableCommit};
 use etl_delta::DeltaLake;
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use crate::sink::write_atomic;
@@ -177,7 +177,9 @@ impl Catalog for LocalCatalog {
 
     async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
         if let Some(delta) = &self.delta {
-            delta.commit_message(commit.content_id, commit.files).await?;
+            delta
+                .commit_message(commit.content_id, commit.files)
+                .await?;
         }
         self.add_partitions(&commit.partitions()).await
     }

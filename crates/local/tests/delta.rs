@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use etl_core::output::{TableFormat, TABLE_NAME};
 use etl_core::{
-    BackendError, Catalog, Consumer, ConsumeOptions, OutgoingMessage, SourceRecord, TableCommit,
+    BackendError, Catalog, ConsumeOptions, Consumer, OutgoingMessage, SourceRecord, TableCommit,
     VaderAnalyzer, SYSTEM_CLOCK,
 };
 use etl_delta::maintain;
@@ -97,7 +97,11 @@ fn assert_no_version_has_duplicates(lake: &Path) {
     for v in 0..versions.len() {
         let rows = table_versions(lake, Some(v));
         let distinct: BTreeSet<_> = rows.iter().collect();
-        assert_eq!(distinct.len(), rows.len(), "table version {v} holds a row twice");
+        assert_eq!(
+            distinct.len(),
+            rows.len(),
+            "table version {v} holds a row twice"
+        );
     }
 }
 
@@ -181,7 +185,11 @@ impl Catalog for Crashing {
                 if how == Crash::AnswerLost {
                     self.inner.commit(commit).await?;
                 }
-                Err(BackendError::retryable("commit", "test", "the consumer died"))
+                Err(BackendError::retryable(
+                    "commit",
+                    "test",
+                    "the consumer died",
+                ))
             }
         }
     }
@@ -210,14 +218,18 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
             failed.push(m.content_id.clone());
         }
     }
-    assert_eq!(crashing.fired.load(Ordering::Relaxed), 2, "both crashes fired");
-    assert_eq!(failed, vec![msgs[0].content_id.clone(), msgs[1].content_id.clone()]);
+    assert_eq!(
+        crashing.fired.load(Ordering::Relaxed),
+        2,
+        "both crashes fired"
+    );
+    assert_eq!(
+        failed,
+        vec![msgs[0].content_id.clone(), msgs[1].content_id.clone()]
+    );
 
     // Message 0's object is on disk but not in the table: readers do not see it.
-    let orphan_key = etl_core::output::object_key(
-        msgs_dt(&msgs[0]),
-        &msgs[0].content_id,
-    );
+    let orphan_key = etl_core::output::object_key(msgs_dt(&msgs[0]), &msgs[0].content_id);
     assert!(table_dir(&lake).join(&orphan_key).exists());
     let live = live_files_per_version(&table_dir(&lake));
     assert!(!live.last().unwrap().contains_key(&orphan_key));
@@ -234,19 +246,38 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
     for m in &msgs[..2] {
         c.consume(m).await.unwrap();
     }
-    assert_eq!(commits(&lake), msgs.len() + 1, "message 1 is not committed twice");
+    assert_eq!(
+        commits(&lake),
+        msgs.len() + 1,
+        "message 1 is not committed twice"
+    );
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
     assert_no_version_has_duplicates(&lake);
 
     // An object that is never committed (its message dead-lettered after
     // the write) is removed by vacuum; committed files stay.
-    let stray = format!("{}/part-{}.parquet", etl_core::output::partition_path(msgs_dt(&msgs[2])), "f".repeat(64));
-    std::fs::copy(table_dir(&lake).join(&orphan_key), table_dir(&lake).join(&stray)).unwrap();
+    let stray = format!(
+        "{}/part-{}.parquet",
+        etl_core::output::partition_path(msgs_dt(&msgs[2])),
+        "f".repeat(64)
+    );
+    std::fs::copy(
+        table_dir(&lake).join(&orphan_key),
+        table_dir(&lake).join(&stray),
+    )
+    .unwrap();
     let table = DeltaLake::existing(url_of(&table_dir(&lake)), Default::default());
-    let dry = maintain::vacuum(&table, chrono::Duration::zero(), true).await.unwrap();
+    let dry = maintain::vacuum(&table, chrono::Duration::zero(), true)
+        .await
+        .unwrap();
     assert_eq!(dry.files_deleted.len(), 1, "{:?}", dry.files_deleted);
-    assert!(table_dir(&lake).join(&stray).exists(), "a dry run deletes nothing");
-    let done = maintain::vacuum(&table, chrono::Duration::zero(), false).await.unwrap();
+    assert!(
+        table_dir(&lake).join(&stray).exists(),
+        "a dry run deletes nothing"
+    );
+    let done = maintain::vacuum(&table, chrono::Duration::zero(), false)
+        .await
+        .unwrap();
     assert_eq!(done.files_deleted.len(), 1);
     assert!(done.files_deleted[0].ends_with(&format!("part-{}.parquet", "f".repeat(64))));
     assert!(!table_dir(&lake).join(&stray).exists());
@@ -351,7 +382,11 @@ async fn a_compaction_while_consumers_commit_never_shows_a_row_twice_or_drops_on
     assert!(report.files_removed >= half as u64, "{report:?}");
     // The writer committed before the compaction's commit and after it.
     let total = commits(&lake);
-    assert_eq!(total, msgs.len() + 2, "one commit per message and the compaction's");
+    assert_eq!(
+        total,
+        msgs.len() + 2,
+        "one commit per message and the compaction's"
+    );
     assert!(
         compaction_version > half + 1 && compaction_version < total - 3,
         "compaction at version {compaction_version} of {total}: not between the writer's commits"
@@ -365,7 +400,10 @@ async fn a_compaction_while_consumers_commit_never_shows_a_row_twice_or_drops_on
         .await
         .unwrap();
     for (dt, (files, bytes)) in &last.after.partitions {
-        assert_eq!(*files, 1, "partition {dt}: {files} files of {bytes} bytes in all");
+        assert_eq!(
+            *files, 1,
+            "partition {dt}: {files} files of {bytes} bytes in all"
+        );
     }
     assert_no_version_has_duplicates(&lake);
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));

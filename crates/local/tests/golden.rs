@@ -93,7 +93,11 @@ fn expected(codec: &str, got: &[String]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snappy_lake_is_byte_for_byte_the_golden_one() {
     let got = run_pinned(Codec::Snappy).await;
-    assert_eq!(got.len(), 18, "18 messages of 16 KiB (as the event carries them), one file each");
+    assert_eq!(
+        got.len(),
+        18,
+        "18 messages of 16 KiB (as the event carries them), one file each"
+    );
     assert_eq!(got, expected("snappy", &got));
 }
 

@@ -48,7 +48,11 @@ pub fn live_files_per_version(table: &Path) -> Vec<BTreeMap<String, String>> {
                 live.insert(path, dt);
             } else if let Some(rm) = action.get("remove") {
                 let path = decode(rm["path"].as_str().expect("remove.path"));
-                assert!(live.remove(&path).is_some(), "{}: removes {path}, which is not live", p.display());
+                assert!(
+                    live.remove(&path).is_some(),
+                    "{}: removes {path}, which is not live",
+                    p.display()
+                );
             }
         }
         out.push(live.clone());
@@ -119,7 +123,10 @@ os._exit(0)
     let versions = v["versions"].as_array().unwrap();
     assert_eq!(versions.len(), live_files_per_version(table).len());
     for ver in versions {
-        assert_eq!(ver["rows"], ver["distinct"], "python reads a row twice at {ver}");
+        assert_eq!(
+            ver["rows"], ver["distinct"],
+            "python reads a row twice at {ver}"
+        );
     }
     let rows: Vec<Version> = v["rows"]
         .as_array()

@@ -301,6 +301,17 @@ pub async fn report(t: &Target, out: &Path) -> Result<ExitCode> {
     )
 }
 
+/// The stack's lake as a Delta table (`etl compact --stack`, `etl vacuum
+/// --stack`): `s3://<bucket>/<prefix>`, as it is. Credentials, region and
+/// `AWS_ENDPOINT_URL` come from the environment, as for the SDK clients.
+pub async fn delta_table(t: &Target) -> Result<etl_delta::DeltaLake> {
+    let c = clients().await?;
+    let s = resolve(t, &c).await?;
+    let bucket = s.need(&s.bucket, "lake bucket", "lake-location", "LakeLocation")?;
+    let prefix = s.table_prefix.clone().unwrap_or_default();
+    Ok(etl_aws::delta::existing_delta_lake(&c.config, &format!("s3://{bucket}/{prefix}")).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,19 +350,3 @@ mod tests {
     }
 }
 
-/// The stack's lake as a Delta table (`etl compact --stack`, `etl vacuum
-/// --stack`): `s3://<bucket>/<prefix>sentiment/`. Credentials, region and
-/// `AWS_ENDPOINT_URL` come from the environment, as for the SDK clients.
-pub async fn delta_table(t: &Target) -> Result<etl_delta::DeltaLake> {
-    let c = clients().await?;
-    let s = resolve(t, &c).await?;
-    let bucket = s.need(&s.bucket, "lake bucket", "lake-location", "LakeLocation")?;
-    let prefix = s.table_prefix.clone().unwrap_or_default();
-    let url = url::Url::parse(&format!("s3://{bucket}/{prefix}"))
-        .with_context(|| format!("lake location s3://{bucket}/{prefix}"))?;
-    let mut options = std::collections::HashMap::new();
-    if let Some(region) = c.config.region() {
-        options.insert("AWS_REGION".to_owned(), region.to_string());
-    }
-    Ok(etl_delta::DeltaLake::existing(url, options))
-}

@@ -8,7 +8,9 @@
 //! envelope's assembler, so every message it emits is exactly what
 //! [`build_message`](super::build_message) makes of the same records.
 
-use super::{assemble, encode_record, envelope_event_overhead, envelope_overhead, event_len, OutgoingMessage};
+use super::{
+    assemble, encode_record, envelope_event_overhead, envelope_overhead, event_len, OutgoingMessage,
+};
 use crate::error::MessageError;
 use crate::record::SourceRecord;
 
@@ -345,12 +347,21 @@ mod tests {
         for m in &msgs {
             // serde_json writes the event's string field: an independent measure.
             let in_event = serde_json::to_string(&m.body).unwrap().len() - 2;
-            assert!(in_event <= budget, "{in_event} bytes in the event > {budget}");
-            assert!(m.body.len() < in_event * 2 / 3, "quote-heavy bodies grow in the event");
+            assert!(
+                in_event <= budget,
+                "{in_event} bytes in the event > {budget}"
+            );
+            assert!(
+                m.body.len() < in_event * 2 / 3,
+                "quote-heavy bodies grow in the event"
+            );
             fullest = fullest.max(in_event);
         }
         // Not one record a message: the budget is used, not undershot.
-        assert!(fullest > budget - 700, "fullest message {fullest} of {budget}");
+        assert!(
+            fullest > budget - 700,
+            "fullest message {fullest} of {budget}"
+        );
         assert_eq!(msgs.iter().map(|m| m.record_count).sum::<usize>(), 200);
     }
 
