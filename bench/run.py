@@ -19,7 +19,11 @@ summary into bench/results/summary.md):
 7. calls per 10,000 records: messages/files from `etl run --json` and the
    design's deterministic counts from the hot-path bench, turned into
    estimated $ per million records (assumptions in the output);
-8. Lambda: zip sizes of any built bootstrap, start-up (spawn → first GET
+8. a year of nightly runs (bench/lake_year.py): 365 incremental `etl run`s
+   per table format, files per partition and the time of typical queries
+   before and after compaction, and files per million records at the old
+   128 KiB message budget and the default;
+9. Lambda: zip sizes of any built bootstrap, start-up (spawn → first GET
    /runtime/invocation/next) of release producer/consumer if built, the
    Python boto3 equivalent, and the consumer's peak RSS on a 10k-record
    SQS batch (against a local fake S3/Glue).
@@ -44,6 +48,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "python"))
+sys.path.insert(0, HERE)
 
 NICE = ["nice", "-n", "10"]
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
@@ -518,6 +523,10 @@ def fmt_summary(R):
         L.append(f"## calls\n\n```json\n{json.dumps(R['calls'], indent=1)}\n```\n")
     if "cost" in R:
         L.append(f"## cost (estimate)\n\n```json\n{json.dumps(R['cost'], indent=1)}\n```\n")
+    if "lake_year" in R:
+        import lake_year
+
+        L.append(lake_year.fmt(R["lake_year"]))
     if "lambda" in R:
         L.append(f"## lambda\n\n```json\n{json.dumps(R['lambda'], indent=1)}\n```\n")
     return "\n".join(L)
@@ -535,13 +544,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="100k only, one round, no 1M")
     ap.add_argument("--no-1m", action="store_true")
-    ap.add_argument("--only", default="", help="comma list of steps: compare,hotpath,scaling,memory,calls,lambda")
+    ap.add_argument("--only", default="", help="comma list of steps: compare,hotpath,scaling,memory,calls,lake,lambda")
+    ap.add_argument("--year-nights", type=int, default=365)
+    ap.add_argument("--year-per-night", type=int, default=3000)
+    ap.add_argument("--year-edits", type=int, default=40)
     ap.add_argument("--startup-runs", type=int, default=20)
     ap.add_argument("--compare-sizes", default="100k,1M", help="sizes for the python vs etl comparison")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.no_1m = 1, True
-    steps = set(filter(None, a.only.split(","))) or {"compare", "hotpath", "scaling", "memory", "calls", "lambda"}
+    steps = set(filter(None, a.only.split(","))) or {"compare", "hotpath", "scaling", "memory", "calls", "lake", "lambda"}
     os.makedirs(a.results, exist_ok=True)
     latest = os.path.join(a.results, "latest.json")
     R = {}
@@ -626,6 +638,12 @@ def main():
             py_rate = R["hotpath"]["python"]["result"]["records_per_cpu_s"]
             R["cost"] = {"based_on": big, **cost_model(calls[big]["design"], rs_rate, py_rate)}
             save()
+    if "lake" in steps:
+        import lake_year
+
+        log(f"== a year of nightly runs: {a.year_nights} nights, hive and delta")
+        R["lake_year"] = lake_year.run(a.etl, a.data, a.year_nights, a.year_per_night, a.year_edits, rounds=3, nice=NICE, log=log)
+        save()
     if "lambda" in steps:
         log("== lambda packages and start-up")
         R["lambda"] = lambda_section(a.target_dir, a.python, a.hotpath if has_hot else None, data["10k"], a.startup_runs, a.results)
