@@ -410,7 +410,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ETL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                // delta-rs's kernel reports a table that does not exist yet
+                // (the first Delta run creates it) as an error of its own.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("error,buoyant_kernel::snapshot::builder=off")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

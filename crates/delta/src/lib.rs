@@ -42,6 +42,7 @@ use url::Url;
 #[cfg(feature = "optimize")]
 pub mod maintain;
 pub mod stats;
+mod txns;
 
 /// How long a message's transaction is remembered by the table. Longer than
 /// any queue keeps a message (SQS: 14 days at most), so every redelivery
@@ -95,6 +96,17 @@ pub struct DeltaLake {
     /// and readers open what is there.
     create: bool,
     table: Mutex<Option<DeltaTable>>,
+    /// The table's transaction ids (see `txns`); `Unusable` when this
+    /// process cannot read them itself and asks delta-rs each time.
+    txns: Mutex<Txns>,
+}
+
+#[derive(Debug, Default)]
+enum Txns {
+    #[default]
+    NotLoaded,
+    Loaded(txns::TxnIndex),
+    Unusable,
 }
 
 impl std::fmt::Debug for DeltaLake {
@@ -121,6 +133,7 @@ impl DeltaLake {
             include_text,
             create: true,
             table: Mutex::new(None),
+            txns: Mutex::new(Txns::NotLoaded),
         }
     }
 
@@ -178,7 +191,15 @@ impl DeltaLake {
     }
 
     async fn load_or_create(&self) -> Result<DeltaTable, BackendError> {
-        let table = self.try_load().await?;
+        let table = if self.create && !self.exists_locally().unwrap_or(true) {
+            // A new local table: nothing to load (delta-rs would log the
+            // empty log segment as an error first).
+            deltalake_core::DeltaTableBuilder::from_url(self.url.clone())
+                .and_then(|b| b.with_storage_options(self.options.clone()).build())
+                .map_err(|e| delta_error("open table", &self.target(), e))?
+        } else {
+            self.try_load().await?
+        };
         if table.version().is_some() {
             return Ok(table);
         }
@@ -261,13 +282,17 @@ impl DeltaLake {
 
     /// Whether the location holds a Delta table (a commit log) yet.
     pub async fn exists(&self) -> Result<bool, BackendError> {
-        if let Ok(dir) = self.url.to_file_path() {
-            // delta-rs refuses to open a directory that does not exist.
-            if !dir.join("_delta_log").is_dir() {
-                return Ok(false);
-            }
+        // delta-rs refuses to open a directory that does not exist.
+        if self.exists_locally() == Some(false) {
+            return Ok(false);
         }
         Ok(self.try_load().await?.version().is_some())
+    }
+
+    /// For a local table, whether its log exists; `None` for remote ones.
+    fn exists_locally(&self) -> Option<bool> {
+        let dir = self.url.to_file_path().ok()?;
+        Some(dir.join("_delta_log").is_dir())
     }
 
     /// Make sure the table exists (creating it if needed) and is loaded.
@@ -310,12 +335,18 @@ impl DeltaLake {
                 .map_err(|e| delta_error("refresh table", &target, e))?;
             // Checked on the very snapshot the commit is built on: anything
             // committed after it is caught by the conflict check instead.
-            if snapshot
-                .transaction_version(table.log_store().as_ref(), &app_id)
-                .await
-                .map_err(|e| delta_error("read transactions", &target, e))?
-                .is_some()
-            {
+            let version = table.version().unwrap_or_default();
+            let log_store = table.log_store();
+            let known = self.known(log_store.as_ref(), version, &app_id).await;
+            let committed = match known {
+                Some(k) => k,
+                None => snapshot
+                    .transaction_version(log_store.as_ref(), &app_id)
+                    .await
+                    .map_err(|e| delta_error("read transactions", &target, e))?
+                    .is_some(),
+            };
+            if committed {
                 debug!(message = "message already committed", content_id, table = %target);
                 return Ok(CommitOutcome::AlreadyCommitted);
             }
@@ -341,6 +372,9 @@ impl DeltaLake {
                 Ok(done) => {
                     let version = done.version();
                     table.state = Some(done.snapshot());
+                    if let Txns::Loaded(index) = &mut *self.txns.lock().await {
+                        index.insert(app_id.clone());
+                    }
                     debug!(message = "committed message", content_id, version, files = files.len(), table = %target);
                     return Ok(CommitOutcome::Committed { version });
                 }
@@ -359,6 +393,39 @@ impl DeltaLake {
             target,
             format!("message {content_id}: still losing commit races after {COMMIT_ROUNDS} rounds"),
         ))
+    }
+
+    /// Whether the table at `version` holds `app_id`, from the index (read
+    /// on first use, then caught up with new commits); `None` when the
+    /// index cannot say.
+    async fn known(&self, log_store: &dyn deltalake_core::logstore::LogStore, version: u64, app_id: &str) -> Option<bool> {
+        let mut txns = self.txns.lock().await;
+        if matches!(*txns, Txns::NotLoaded) {
+            *txns = match txns::TxnIndex::load(log_store, version).await {
+                Some(index) => Txns::Loaded(index),
+                None => {
+                    tracing::warn!(message = "reading the table's transactions through delta-rs for every commit (checkpoint format not read here)", table = %self.url);
+                    Txns::Unusable
+                }
+            };
+        }
+        let Txns::Loaded(index) = &mut *txns else {
+            return None;
+        };
+        if !index.catch_up(log_store, version).await {
+            *txns = Txns::Unusable;
+            return None;
+        }
+        Some(index.contains(app_id))
+    }
+
+    /// How many transactions this process's index holds, or `None` when it
+    /// reads them through delta-rs (a checkpoint format it does not read).
+    pub async fn indexed_transactions(&self) -> Option<usize> {
+        match &*self.txns.lock().await {
+            Txns::Loaded(index) => Some(index.len()),
+            _ => None,
+        }
     }
 
     /// The loaded table (opened on first use), refreshed to its latest version.
