@@ -463,6 +463,9 @@ def lambda_section(target_dir, py, hot_bin, data10k, runs, results_dir):
             out["startup"][kind] = ls.startup_stats([b], kind, runs)
             out["startup"][kind]["binary_bytes"] = os.path.getsize(b)
             out["startup"][kind]["zip9_bytes"] = zip_size(b)
+            if kind == "consumer":
+                log(f"  start-up consumer with TABLE_FORMAT=delta ({runs} runs)")
+                out["startup"]["consumer_delta"] = ls.startup_stats([b], kind, runs, extra_env={"TABLE_FORMAT": "delta"})
         else:
             out["not_measured"].append(f"start-up of {kind}: {b} not built (nice -n 10 cargo build --release -p producer -p consumer)")
     if shutil.which("bash"):

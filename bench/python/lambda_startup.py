@@ -235,11 +235,12 @@ def _stop(p):
             p.wait()
 
 
-def time_to_first_next(argv, kind, nice=10, timeout=30.0):
+def time_to_first_next(argv, kind, nice=10, timeout=30.0, extra_env=None):
     """Seconds from spawn to the first GET /next, and the RSS at that point (KiB)."""
     api = RuntimeApi()
     try:
         env = lambda_env(api.port, kind)
+        env.update(extra_env or {})
         cmd = (["nice", "-n", str(nice)] if nice else []) + argv
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -255,11 +256,11 @@ def time_to_first_next(argv, kind, nice=10, timeout=30.0):
         api.close()
 
 
-def startup_stats(argv, kind, runs, nice=10):
+def startup_stats(argv, kind, runs, nice=10, extra_env=None):
     times, rss = [], []
-    time_to_first_next(argv, kind, nice)  # warm the page cache; not counted
+    time_to_first_next(argv, kind, nice, extra_env=extra_env)  # warm the page cache; not counted
     for _ in range(runs):
-        dt, r = time_to_first_next(argv, kind, nice)
+        dt, r = time_to_first_next(argv, kind, nice, extra_env=extra_env)
         times.append(dt * 1000)
         if r:
             rss.append(r)
