@@ -413,7 +413,9 @@ fn main() -> ExitCode {
                 // delta-rs's kernel reports a table that does not exist yet
                 // (the first Delta run creates it) as an error of its own.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("error,buoyant_kernel::snapshot::builder=off")
+                    tracing_subscriber::EnvFilter::new(
+                        "error,buoyant_kernel::snapshot::builder=off",
+                    )
                 }),
         )
         .with_writer(std::io::stderr)

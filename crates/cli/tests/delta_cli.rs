@@ -125,6 +125,32 @@ fn runs_and_a_concurrent_compaction_then_vacuum_keep_every_version_once() {
     }
     assert_every_version_once(&table);
 
+    // `etl reconcile` reads the table (live files only, not the replaced
+    // ones still on disk): every version of both nights exactly once.
+    let both = dir.path().join("both.jsonl");
+    let mut all = first.clone();
+    all.extend(second.iter().cloned());
+    write_input(&both, &all);
+    let rec = etl(&[
+        "reconcile",
+        "--lake",
+        l,
+        "--input",
+        both.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        rec.status.code(),
+        Some(0),
+        "{}{}",
+        text(&rec.stdout),
+        text(&rec.stderr)
+    );
+    assert!(
+        count_parquet(&table) > 4,
+        "replaced files are still on disk before the vacuum"
+    );
+
     // An independent reader, at every version (before the vacuum takes
     // the files old versions refer to).
     python_reader_agrees(&table, &expect);

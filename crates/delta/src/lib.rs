@@ -164,6 +164,20 @@ impl DeltaLake {
         Ok(Self::new(url, HashMap::new(), include_text))
     }
 
+    /// The table already in a directory, as it is (see [`Self::existing`]).
+    pub fn existing_dir(dir: &std::path::Path) -> Result<Self, BackendError> {
+        let abs = std::path::absolute(dir)
+            .map_err(|e| BackendError::io("open table directory", dir.display().to_string(), e))?;
+        let url = Url::from_directory_path(&abs).map_err(|()| {
+            BackendError::permanent(
+                "open table directory",
+                abs.display().to_string(),
+                "not an absolute path",
+            )
+        })?;
+        Ok(Self::existing(url, HashMap::new()))
+    }
+
     /// The table's URL.
     pub fn url(&self) -> &Url {
         &self.url
@@ -398,7 +412,12 @@ impl DeltaLake {
     /// Whether the table at `version` holds `app_id`, from the index (read
     /// on first use, then caught up with new commits); `None` when the
     /// index cannot say.
-    async fn known(&self, log_store: &dyn deltalake_core::logstore::LogStore, version: u64, app_id: &str) -> Option<bool> {
+    async fn known(
+        &self,
+        log_store: &dyn deltalake_core::logstore::LogStore,
+        version: u64,
+        app_id: &str,
+    ) -> Option<bool> {
         let mut txns = self.txns.lock().await;
         if matches!(*txns, Txns::NotLoaded) {
             *txns = match txns::TxnIndex::load(log_store, version).await {

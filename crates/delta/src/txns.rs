@@ -46,7 +46,11 @@ impl TxnIndex {
         if let Some(last) = last {
             let v: serde_json::Value = serde_json::from_slice(&last).ok()?;
             let cp = v.get("version")?.as_u64()?;
-            if v.get("parts").and_then(|p| p.as_u64()).is_some_and(|p| p != 1) || v.get("v2Checkpoint").is_some() {
+            if v.get("parts")
+                .and_then(|p| p.as_u64())
+                .is_some_and(|p| p != 1)
+                || v.get("v2Checkpoint").is_some()
+            {
                 return None;
             }
             if cp <= version {
@@ -96,7 +100,11 @@ fn commit_txns(commit: &[u8], ids: &mut HashSet<String>) {
             continue;
         }
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-            if let Some(id) = v.get("txn").and_then(|t| t.get("appId")).and_then(|a| a.as_str()) {
+            if let Some(id) = v
+                .get("txn")
+                .and_then(|t| t.get("appId"))
+                .and_then(|a| a.as_str())
+            {
                 ids.insert(id.to_owned());
             }
         }
@@ -157,6 +165,9 @@ mod tests {
 "#;
         let mut ids = HashSet::new();
         commit_txns(commit, &mut ids);
-        assert_eq!(ids, HashSet::from(["etl-msg-abc".to_owned(), "etl-msg-def".to_owned()]));
+        assert_eq!(
+            ids,
+            HashSet::from(["etl-msg-abc".to_owned(), "etl-msg-def".to_owned()])
+        );
     }
 }

@@ -188,9 +188,15 @@ pub fn status(lake: &Path, runs: usize) -> std::io::Result<LakeStatus> {
     })
 }
 
-/// The table's partitions: `sentiment/dt=*/` with their Parquet files.
+/// The table's partitions: `sentiment/dt=*/` with their Parquet files; for
+/// a Delta lake, the files of its latest version (not those a compaction
+/// replaced and a vacuum has not deleted yet). Call it outside an async
+/// runtime (it starts one for a Delta lake).
 pub fn partitions(lake: &Path) -> std::io::Result<Vec<Partition>> {
     let root = lake.join(TABLE_NAME);
+    if root.join("_delta_log").is_dir() {
+        return delta_partitions(&root);
+    }
     let mut out: BTreeMap<String, Partition> = BTreeMap::new();
     let dirs = match std::fs::read_dir(&root) {
         Ok(d) => d,
@@ -217,6 +223,26 @@ pub fn partitions(lake: &Path) -> std::io::Result<Vec<Partition>> {
         }
     }
     Ok(out.into_values().collect())
+}
+
+fn delta_partitions(root: &Path) -> std::io::Result<Vec<Partition>> {
+    let other = |e: String| std::io::Error::other(e);
+    let table = etl_delta::DeltaLake::existing_dir(root).map_err(|e| other(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let files = rt
+        .block_on(etl_delta::maintain::files(&table))
+        .map_err(|e| other(e.to_string()))?;
+    Ok(files
+        .partitions
+        .into_iter()
+        .map(|(dt, (files, bytes))| Partition {
+            dt,
+            files: files as u64,
+            bytes,
+        })
+        .collect())
 }
 
 fn tally<T>(
