@@ -30,10 +30,7 @@ pub fn local_table(lake: &Path) -> Result<DeltaLake> {
     if entry.format != TableFormat::Delta {
         bail!("{}: {HIVE_CANNOT_COMPACT}", lake.display());
     }
-    let dir = lake.join(TABLE_NAME);
-    let url = url::Url::from_directory_path(std::path::absolute(&dir)?)
-        .map_err(|()| anyhow::anyhow!("{}: not an absolute path", dir.display()))?;
-    Ok(DeltaLake::existing(url, Default::default()))
+    Ok(DeltaLake::existing_dir(&lake.join(TABLE_NAME))?)
 }
 
 /// Who is compacting, for the lock object.

@@ -151,31 +151,12 @@ impl DeltaLake {
         std::fs::create_dir_all(dir).map_err(|e| {
             BackendError::io("create table directory", dir.display().to_string(), e)
         })?;
-        let abs = dir
-            .canonicalize()
-            .map_err(|e| BackendError::io("open table directory", dir.display().to_string(), e))?;
-        let url = Url::from_directory_path(&abs).map_err(|()| {
-            BackendError::permanent(
-                "open table directory",
-                abs.display().to_string(),
-                "not an absolute path",
-            )
-        })?;
-        Ok(Self::new(url, HashMap::new(), include_text))
+        Ok(Self::new(dir_url(dir)?, HashMap::new(), include_text))
     }
 
     /// The table already in a directory, as it is (see [`Self::existing`]).
     pub fn existing_dir(dir: &std::path::Path) -> Result<Self, BackendError> {
-        let abs = std::path::absolute(dir)
-            .map_err(|e| BackendError::io("open table directory", dir.display().to_string(), e))?;
-        let url = Url::from_directory_path(&abs).map_err(|()| {
-            BackendError::permanent(
-                "open table directory",
-                abs.display().to_string(),
-                "not an absolute path",
-            )
-        })?;
-        Ok(Self::existing(url, HashMap::new()))
+        Ok(Self::existing(dir_url(dir)?, HashMap::new()))
     }
 
     /// The table's URL.
@@ -460,6 +441,19 @@ impl DeltaLake {
             .map_err(|e| delta_error("refresh table", &self.target(), e))?;
         Ok(table.clone())
     }
+}
+
+/// The `file://` URL of a directory, absolute and ending in `/` (a table root).
+fn dir_url(dir: &std::path::Path) -> Result<Url, BackendError> {
+    let abs = std::path::absolute(dir)
+        .map_err(|e| BackendError::io("open table directory", dir.display().to_string(), e))?;
+    Url::from_directory_path(&abs).map_err(|()| {
+        BackendError::permanent(
+            "open table directory",
+            abs.display().to_string(),
+            "not an absolute path",
+        )
+    })
 }
 
 /// Whether a Delta error means another writer got there first (retry after
