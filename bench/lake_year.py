@@ -246,3 +246,68 @@ def fmt(R):
                  f"{m['files_per_partition_mean']} per partition")
     L.append("")
     return "\n".join(L)
+
+
+def delta_commits(etl, data_dir, nights=60, per_night=1000, edits=20, workers=(2, 4), baseline_etl=None,
+                  nice=("nice", "-n", "10"), log=print):
+    """What Delta's commits cost a run: `nights` incremental `etl run`s into a
+    Delta lake, per worker count, with this `etl` and (if given) a baseline
+    `etl` built from earlier code (one commit per message), night by night in
+    alternating order so both share the machine's noise. Reports wall time,
+    messages and table versions (commits) per lake; the lakes must hold the
+    same rows."""
+    nice = list(nice)
+    inputs, _ = make_nights(os.path.join(data_dir, "commits"), nights, per_night, edits, seed=11)
+    builds = [("current", etl)] + ([("baseline", baseline_etl)] if baseline_etl else [])
+    R = {"nights": nights, "posts_per_night": per_night, "edits_per_night": edits, "runs": {}}
+    for w in workers:
+        lakes = {name: os.path.join(data_dir, "lakes", f"commits-{name}-w{w}") for name, _ in builds}
+        for lake in lakes.values():
+            shutil.rmtree(lake, ignore_errors=True)
+        wall = {name: 0.0 for name, _ in builds}
+        messages = {name: 0 for name, _ in builds}
+        log(f"  delta commits, {w} workers: {nights} nights × {len(builds)} builds")
+        for n, p in enumerate(inputs):
+            order = builds if n % 2 == 0 else builds[::-1]
+            for name, binary in order:
+                t0 = time.perf_counter()
+                r = subprocess.run(nice + [binary, "run", "--input", p, "--lake", lakes[name], "--table-format", "delta",
+                                           "--workers", str(w), "--no-table", "--json"], capture_output=True, text=True)
+                wall[name] += time.perf_counter() - t0
+                if r.returncode != 0:
+                    raise RuntimeError(f"{name} {p}: {r.stderr[-2000:]}")
+                messages[name] += json.loads(r.stdout)["produce"]["messages"]
+        rows = {}
+        for name, _ in builds:
+            log_dir = os.path.join(lakes[name], "sentiment", "_delta_log")
+            commits = len([f for f in os.listdir(log_dir) if f.endswith(".json") and f[:-5].isdigit()]) - 1
+            rows[name] = {"wall_s": round(wall[name], 1), "messages": messages[name], "commits": commits,
+                          "messages_per_commit": round(messages[name] / max(commits, 1), 2),
+                          "live_files": sum(delta_live_files(os.path.join(lakes[name], "sentiment")).values())}
+        if baseline_etl:
+            # What each record version holds (all but processed_at, the run's clock).
+            q = ("SELECT id, updated_at, created_at, text, sentiment, score_compound, dt FROM sentiment "
+                 "ORDER BY id, updated_at")
+            answers = {name: subprocess.run([b, "query", "--lake", lakes[name], "--format", "csv", q],
+                                            capture_output=True, text=True, check=True).stdout for name, b in builds}
+            assert answers["current"] == answers["baseline"], f"the lakes differ: {answers}"
+            rows["wall_ratio"] = round(rows["baseline"]["wall_s"] / max(rows["current"]["wall_s"], 1e-9), 2)
+            rows["commit_ratio"] = round(rows["baseline"]["commits"] / max(rows["current"]["commits"], 1), 2)
+        R["runs"][str(w)] = rows
+        log(f"  {w} workers: {rows}")
+        for lake in lakes.values():
+            shutil.rmtree(lake, ignore_errors=True)
+    return R
+
+
+def fmt_commits(R):
+    L = [f"## Delta commits ({R['nights']} nights, {R['posts_per_night']} posts and {R['edits_per_night']} edits a night)\n",
+         "| workers | build | runs wall s | messages | commits | messages per commit | ratio (baseline / current) |",
+         "|---:|---|---:|---:|---:|---:|---|"]
+    for w, rows in R["runs"].items():
+        for name in ("baseline", "current"):
+            if name in rows:
+                x = rows[name]
+                ratio = f"wall {rows['wall_ratio']}×, commits {rows['commit_ratio']}×" if name == "current" and "wall_ratio" in rows else ""
+                L.append(f"| {w} | {name} | {x['wall_s']} | {x['messages']} | {x['commits']} | {x['messages_per_commit']} | {ratio} |")
+    return "\n".join(L)

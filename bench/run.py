@@ -23,6 +23,9 @@ summary into bench/results/summary.md):
    per table format, files per partition and the time of typical queries
    before and after compaction, and files per million records at the old
    128 KiB message budget and the default;
+   then what Delta's commits cost: 60 nights into a Delta lake at 2 and 4
+   workers, wall time, messages and commits (group commits share a version),
+   against an `etl` built from earlier code when `--baseline-etl` names one;
 9. Lambda: zip sizes of any built bootstrap, start-up (spawn → first GET
    /runtime/invocation/next) of release producer/consumer if built, the
    Python boto3 equivalent, and the consumer's peak RSS on a 10k-record
@@ -486,6 +489,16 @@ def lambda_section(target_dir, py, hot_bin, data10k, runs, results_dir):
         out["consumer_batch"] = ls.consumer_batch(cons, ev)
     elif not os.path.exists(cons):
         out["not_measured"].append("consumer peak RSS on a 10k-record batch: release consumer not built")
+    moto = os.environ.get("MOTO_SERVER")
+    if os.path.exists(cons) and moto and os.path.exists(moto):
+        # The 10k batch when the hot-path bench made it, else the sample event.
+        ev = os.path.join(results_dir, "sqs-event-10k.json")
+        if not os.path.exists(ev):
+            ev = os.path.join(HERE, "..", "events", "sqs-batch.json")
+        log(f"  consumer against moto, Hive and Delta, two fresh processes each ({os.path.basename(ev)})")
+        out["consumer_batch_moto"] = {"event": os.path.basename(ev), **ls.consumer_batches_on_moto(cons, ev, moto)}
+    else:
+        out["not_measured"].append("consumer batch against moto (Hive vs Delta): no release consumer or MOTO_SERVER")
     return out
 
 
@@ -530,6 +543,10 @@ def fmt_summary(R):
         import lake_year
 
         L.append(lake_year.fmt(R["lake_year"]))
+    if "delta_commits" in R:
+        import lake_year
+
+        L.append(lake_year.fmt_commits(R["delta_commits"]))
     if "lambda" in R:
         L.append(f"## lambda\n\n```json\n{json.dumps(R['lambda'], indent=1)}\n```\n")
     return "\n".join(L)
@@ -547,16 +564,19 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="100k only, one round, no 1M")
     ap.add_argument("--no-1m", action="store_true")
-    ap.add_argument("--only", default="", help="comma list of steps: compare,hotpath,scaling,memory,calls,lake,lambda")
+    ap.add_argument("--only", default="", help="comma list of steps: compare,hotpath,scaling,memory,calls,lake,commits,lambda")
     ap.add_argument("--year-nights", type=int, default=365)
     ap.add_argument("--year-per-night", type=int, default=3000)
     ap.add_argument("--year-edits", type=int, default=40)
+    ap.add_argument("--commit-nights", type=int, default=60)
+    ap.add_argument("--baseline-etl", default=os.environ.get("BENCH_BASELINE_ETL"),
+                    help="an `etl` built from earlier code, for the commits step's ratios (env BENCH_BASELINE_ETL)")
     ap.add_argument("--startup-runs", type=int, default=20)
     ap.add_argument("--compare-sizes", default="100k,1M", help="sizes for the python vs etl comparison")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.no_1m = 1, True
-    steps = set(filter(None, a.only.split(","))) or {"compare", "hotpath", "scaling", "memory", "calls", "lake", "lambda"}
+    steps = set(filter(None, a.only.split(","))) or {"compare", "hotpath", "scaling", "memory", "calls", "lake", "commits", "lambda"}
     os.makedirs(a.results, exist_ok=True)
     latest = os.path.join(a.results, "latest.json")
     R = {}
@@ -646,6 +666,12 @@ def main():
 
         log(f"== a year of nightly runs: {a.year_nights} nights, hive and delta")
         R["lake_year"] = lake_year.run(a.etl, a.data, a.year_nights, a.year_per_night, a.year_edits, rounds=3, nice=NICE, log=log)
+        save()
+    if "commits" in steps:
+        import lake_year
+
+        log(f"== Delta commits: {a.commit_nights} nights" + (f", against {a.baseline_etl}" if a.baseline_etl else ""))
+        R["delta_commits"] = lake_year.delta_commits(a.etl, a.data, a.commit_nights, baseline_etl=a.baseline_etl, nice=NICE, log=log)
         save()
     if "lambda" in steps:
         log("== lambda packages and start-up")

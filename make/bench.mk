@@ -45,7 +45,7 @@ else
 	@echo "BENCH_LAMBDA=0: not building the release Lambda binaries; start-up is reported as not measured."
 endif
 
-bench: $(BENCH_VENV)/.stamp bench-etl bench-hotpath bench-lambda-bins
+bench: venv $(BENCH_VENV)/.stamp bench-etl bench-hotpath bench-lambda-bins
 	$(BENCH_VENV)/bin/python bench/run.py --etl $(CARGO_TARGET_DIR)/bench-cli/etl --hotpath $(BENCH_HOTPATH) \
 	  --target-dir $(CARGO_TARGET_DIR) --python $(abspath $(BENCH_VENV))/bin/python $(BENCH_ARGS)
 

@@ -14,6 +14,7 @@ VADER, Arrow, Parquet, PutObject over HTTP) and its peak RSS (VmHWM) can be
 read once it has posted its response.
 
     python lambda_startup.py startup --bin target/release/consumer --kind consumer --runs 20
+    python lambda_startup.py startup --bin target/release/consumer --kind consumer --env TABLE_FORMAT=delta
     python lambda_startup.py startup-python --runs 20
     python lambda_startup.py consumer-batch --bin target/release/consumer --event ev.json
 """
@@ -280,14 +281,16 @@ def python_argv(python=None):
     return [python or sys.executable, os.path.join(HERE, "boto3_handler.py")]
 
 
-def consumer_batch(binary, event_path, nice=10, timeout=600.0, concurrency=None):
-    """Run the consumer binary on one SQS event; returns peak RSS and timings."""
+def consumer_batch(binary, event_path, nice=10, timeout=600.0, concurrency=None, endpoint=None, extra_env=None):
+    """Run the consumer binary on one SQS event; returns peak RSS and timings.
+    Against `FakeAws`, or against `endpoint` (a moto server) when given."""
     with open(event_path, "rb") as f:
         event = f.read()
-    aws = FakeAws()
+    aws = None if endpoint else FakeAws()
     api = RuntimeApi(event)
     try:
-        env = lambda_env(api.port, "consumer", endpoint=f"http://127.0.0.1:{aws.port}")
+        env = lambda_env(api.port, "consumer", endpoint=endpoint or f"http://127.0.0.1:{aws.port}")
+        env.update(extra_env or {})
         if concurrency:
             env["MESSAGE_CONCURRENCY"] = str(concurrency)
         cmd = (["nice", "-n", str(nice)] if nice else []) + [binary]
@@ -321,13 +324,64 @@ def consumer_batch(binary, event_path, nice=10, timeout=600.0, concurrency=None)
             "cpu_s": cpu,
             "peak_rss_kib": rss,
             "peak_rss_mib": round(rss / 1024, 1) if rss else None,
-            "s3_puts": aws.puts,
-            "s3_put_bytes": aws.put_bytes,
-            "glue_calls": aws.calls,
+            "s3_puts": aws.puts if aws else None,
+            "s3_put_bytes": aws.put_bytes if aws else None,
+            "glue_calls": aws.calls if aws else None,
         }
     finally:
         api.close()
-        aws.close()
+        if aws:
+            aws.close()
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def consumer_batches_on_moto(binary, event_path, moto_server, rounds=2, nice=10):
+    """The consumer on one SQS event against a moto server, per table format:
+    `rounds` fresh processes in turn on the same lake (the first creates the
+    table; later ones open it, as a new container does), Hive then Delta, each
+    in its own bucket. Moto (single-threaded Python) dominates the wall time,
+    so compare the formats with each other, not with real S3."""
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"moto server on port {port} did not start")
+
+        def glue(target, body):
+            req = urllib.request.Request(endpoint + "/", data=json.dumps(body).encode(), method="POST",
+                                         headers={"X-Amz-Target": f"AWSGlue.{target}",
+                                                  "Content-Type": "application/x-amz-json-1.1",
+                                                  "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDBENCHFAKE/20260101/us-east-1/glue/aws4_request"})
+            urllib.request.urlopen(req, timeout=10).read()
+
+        glue("CreateDatabase", {"DatabaseInput": {"Name": "bench"}})
+        out = {}
+        for fmt in ("hive", "delta"):
+            bucket = f"bench-lake-{fmt}"
+            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"), timeout=10).read()
+            env = {"TABLE_FORMAT": fmt, "OUTPUT_BUCKET": bucket, "GLUE_TABLE": f"sentiment_{fmt}"}
+            out[fmt] = [consumer_batch(binary, event_path, nice=nice, endpoint=endpoint, extra_env=env) for _ in range(rounds)]
+        return out
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def main(argv=None):
@@ -337,6 +391,7 @@ def main(argv=None):
     s.add_argument("--bin", required=True)
     s.add_argument("--kind", choices=["producer", "consumer"], required=True)
     s.add_argument("--runs", type=int, default=20)
+    s.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment (repeatable)")
     s = sub.add_parser("startup-python")
     s.add_argument("--python", default=sys.executable)
     s.add_argument("--runs", type=int, default=20)
@@ -345,7 +400,7 @@ def main(argv=None):
     s.add_argument("--event", required=True)
     a = ap.parse_args(argv)
     if a.cmd == "startup":
-        out = startup_stats([a.bin], a.kind, a.runs)
+        out = startup_stats([a.bin], a.kind, a.runs, extra_env=dict(kv.split("=", 1) for kv in a.env))
     elif a.cmd == "startup-python":
         out = startup_stats(python_argv(a.python), "consumer", a.runs)
     else:

@@ -329,7 +329,7 @@ struct RunArgs {
     #[arg(long)]
     no_text: bool,
     /// Table format of a new lake: `hive` (partition directories) or `delta`
-    /// (a Delta Lake table: one atomic commit per message, compaction). An
+    /// (a Delta Lake table: atomic commits, once per message; compaction). An
     /// existing lake keeps the format it was created with.
     #[arg(long, env = "TABLE_FORMAT")]
     table_format: Option<etl_core::output::TableFormat>,

@@ -49,7 +49,7 @@ pub enum TableFormat {
     #[default]
     Hive,
     /// A Delta Lake table: objects are part of the table once committed to
-    /// its log, one commit per message, idempotent by content id.
+    /// its log, each message once (by content id), atomically.
     Delta,
 }
 

@@ -2,11 +2,12 @@
 //!
 //! The consumer writes each message's Parquet objects exactly as for the
 //! Hive layout (`dt=…/part-<content id>.parquet` under the table root); this
-//! crate then *commits* them: one Delta commit per message, carrying an
-//! application transaction (`txn`) whose id is derived from the message's
-//! content id. A redelivered message finds its transaction in the table and
-//! is not committed twice; two consumers racing on the same message meet in
-//! the commit protocol (the loser sees `ConcurrentTransaction`, re-reads the
+//! crate then *commits* them: each message's files with an application
+//! transaction (`txn`) whose id is derived from the message's content id,
+//! one commit for the messages that finish together (a group commit). A
+//! redelivered message finds its transaction in the table and is not
+//! committed twice; two consumers racing on the same message meet in the
+//! commit protocol (the loser sees `ConcurrentTransaction`, re-reads the
 //! table and finds the winner's transaction). Concurrent commits of
 //! different messages are blind appends: the log store's conditional PUT of
 //! `_delta_log/<version>.json` orders them and delta-rs retries the loser on
@@ -35,7 +36,7 @@ use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DataType, DeltaTable, DeltaTableError, TableProperty};
 use etl_core::output::{output_schema, COLUMNS, PARTITION_COLUMN};
 use etl_core::{BackendError, Catalog, Retry, TableCommit, WrittenFile};
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 use tracing::{debug, info};
 use url::Url;
 
@@ -99,6 +100,35 @@ pub struct DeltaLake {
     /// The table's transaction ids (see `txns`); `Unusable` when this
     /// process cannot read them itself and asks delta-rs each time.
     txns: Mutex<Txns>,
+    /// Messages waiting for the commit under way (see
+    /// [`DeltaLake::commit_message`]).
+    queue: std::sync::Mutex<Vec<Queued>>,
+}
+
+/// Commits held back by [`DeltaLake::hold_commits`] while it lives.
+#[must_use = "commits resume when the hold is dropped"]
+pub struct CommitHold<'a> {
+    _table: tokio::sync::MutexGuard<'a, Option<DeltaTable>>,
+}
+
+/// A message waiting to be committed, and where its caller waits for the
+/// outcome.
+struct Queued {
+    content_id: String,
+    adds: Vec<Action>,
+    done: oneshot::Sender<Result<CommitOutcome, BackendError>>,
+}
+
+/// Answer every message of a group with `e` (each names its message).
+fn fail_all(group: Vec<Queued>, e: &BackendError) {
+    for q in group {
+        let _ = q.done.send(Err(BackendError::new(
+            e.retry,
+            e.operation.clone(),
+            e.target.clone(),
+            format!("message {}: {}", q.content_id, e.message),
+        )));
+    }
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +164,7 @@ impl DeltaLake {
             create: true,
             table: Mutex::new(None),
             txns: Mutex::new(Txns::NotLoaded),
+            queue: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -162,11 +193,6 @@ impl DeltaLake {
     /// The table's URL.
     pub fn url(&self) -> &Url {
         &self.url
-    }
-
-    /// Whether the table stores the `text` column.
-    pub fn include_text(&self) -> bool {
-        self.include_text
     }
 
     /// Object store settings the table was opened with.
@@ -299,7 +325,14 @@ impl DeltaLake {
         Ok(())
     }
 
-    /// Commit one message's files as one table version, once per content id.
+    /// Commit one message's files, once per content id. Messages committed
+    /// concurrently through this handle (a consumer's batch, a local run's
+    /// workers) share one table version: a caller that finds another's
+    /// commit under way queues its message, and the next caller to get the
+    /// table commits every queued message in one commit that carries each
+    /// one's transaction (a group commit). Each caller returns once its own
+    /// message is committed (or known to be), so a message is acknowledged
+    /// only after the version holding it exists.
     pub async fn commit_message(
         &self,
         content_id: &str,
@@ -313,44 +346,119 @@ impl DeltaLake {
             .iter()
             .map(|f| add_action(f, now_ms).map(Action::Add))
             .collect::<Result<_, _>>()?;
-        let app_id = app_id(content_id);
-        let target = self.target();
+        let (done, mut outcome) = oneshot::channel();
+        self.queued().push(Queued {
+            content_id: content_id.to_owned(),
+            adds,
+            done,
+        });
         let mut guard = self.table.lock().await;
+        match outcome.try_recv() {
+            // Committed (or found committed) with the group of the caller
+            // that had the table before us.
+            Ok(result) => return result,
+            // That caller was cancelled mid-commit: whether its commit
+            // landed is unknown; the redelivery finds out.
+            Err(oneshot::error::TryRecvError::Closed) => {
+                return Err(BackendError::retryable(
+                    "commit",
+                    self.target(),
+                    format!(
+                        "message {content_id}: the group commit it was part of was interrupted"
+                    ),
+                ))
+            }
+            // Still queued: commit the queue (ours included) now.
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        let group = std::mem::take(&mut *self.queued());
         if guard.is_none() {
-            *guard = Some(self.open().await?);
+            match self.open().await {
+                Ok(table) => *guard = Some(table),
+                Err(e) => {
+                    fail_all(group, &e);
+                    return Err(e);
+                }
+            }
         }
         let table = guard.as_mut().expect("loaded just above");
+        self.commit_group(table, group, now_ms).await;
+        outcome.try_recv().unwrap_or_else(|_| {
+            Err(BackendError::permanent(
+                "commit",
+                self.target(),
+                format!("message {content_id}: its group commit gave no answer"),
+            ))
+        })
+    }
+
+    /// The messages waiting for a commit.
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        // A panic while pushing or taking leaves the vector whole.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many messages wait for the commit under way.
+    pub fn queued_messages(&self) -> usize {
+        self.queued().len()
+    }
+
+    /// Hold this handle's commits until the hold is dropped: messages
+    /// committed meanwhile queue up, and the first caller after it commits
+    /// them together (what a commit under way does; tests use it to make
+    /// a group deterministic).
+    pub async fn hold_commits(&self) -> CommitHold<'_> {
+        CommitHold {
+            _table: self.table.lock().await,
+        }
+    }
+
+    /// Commit `group` as one version (those not committed yet), answering
+    /// each message's caller.
+    async fn commit_group(&self, table: &mut DeltaTable, mut group: Vec<Queued>, now_ms: i64) {
+        let target = self.target();
         for round in 0..COMMIT_ROUNDS {
-            table
-                .update_state()
-                .await
-                .map_err(|e| delta_error("refresh table", &target, e))?;
-            let snapshot = table
-                .snapshot()
-                .map_err(|e| delta_error("refresh table", &target, e))?;
+            let snapshot = match table.update_state().await.and_then(|()| table.snapshot()) {
+                Ok(s) => s,
+                Err(e) => return fail_all(group, &delta_error("refresh table", &target, e)),
+            };
             // Checked on the very snapshot the commit is built on: anything
             // committed after it is caught by the conflict check instead.
             let version = table.version().unwrap_or_default();
             let log_store = table.log_store();
-            let known = self.known(log_store.as_ref(), version, &app_id).await;
-            let committed = match known {
-                Some(k) => k,
-                None => snapshot
-                    .transaction_version(log_store.as_ref(), &app_id)
+            let mut open = Vec::with_capacity(group.len());
+            for q in group {
+                let app_id = app_id(&q.content_id);
+                match self
+                    .committed(log_store.as_ref(), snapshot, version, &app_id)
                     .await
-                    .map_err(|e| delta_error("read transactions", &target, e))?
-                    .is_some(),
-            };
-            if committed {
-                debug!(message = "message already committed", content_id, table = %target);
-                return Ok(CommitOutcome::AlreadyCommitted);
+                {
+                    Ok(true) => {
+                        debug!(message = "message already committed", content_id = %q.content_id, table = %target);
+                        let _ = q.done.send(Ok(CommitOutcome::AlreadyCommitted));
+                    }
+                    Ok(false) => open.push(q),
+                    Err(e) => {
+                        let _ = q.done.send(Err(e));
+                    }
+                }
             }
+            group = open;
+            if group.is_empty() {
+                return;
+            }
+            let txns = group
+                .iter()
+                .map(|q| {
+                    Transaction::new_with_last_update(
+                        app_id(&q.content_id),
+                        TXN_VERSION,
+                        Some(now_ms),
+                    )
+                })
+                .collect();
             let props = CommitProperties::default()
-                .with_application_transaction(Transaction::new_with_last_update(
-                    &app_id,
-                    TXN_VERSION,
-                    Some(now_ms),
-                ))
+                .with_application_transactions(txns)
                 .with_max_retries(COMMIT_RETRIES)
                 // Listing the whole log on every commit is the vacuum's job.
                 .with_cleanup_expired_logs(Some(false));
@@ -359,8 +467,10 @@ impl DeltaLake {
                 partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
                 predicate: None,
             };
+            let actions: Vec<Action> = group.iter().flat_map(|q| q.adds.iter().cloned()).collect();
+            let files = actions.len();
             let result = CommitBuilder::from(props)
-                .with_actions(adds.clone())
+                .with_actions(actions)
                 .build(Some(snapshot), table.log_store(), operation)
                 .await;
             match result {
@@ -368,28 +478,51 @@ impl DeltaLake {
                     let version = done.version();
                     table.state = Some(done.snapshot());
                     if let Txns::Loaded(index) = &mut *self.txns.lock().await {
-                        index.insert(app_id.clone());
+                        for q in &group {
+                            index.insert(app_id(&q.content_id));
+                        }
                     }
-                    debug!(message = "committed message", content_id, version, files = files.len(), table = %target);
-                    return Ok(CommitOutcome::Committed { version });
+                    debug!(message = "committed messages", messages = group.len(), version, files, table = %target);
+                    for q in group {
+                        let _ = q.done.send(Ok(CommitOutcome::Committed { version }));
+                    }
+                    return;
                 }
                 Err(e) if lost_race(&e) => {
-                    // Another commit took the version, or committed this very
-                    // message: read the table again and decide afresh.
-                    debug!(message = "commit lost a race; reading the table again", content_id, round, error = %e);
+                    // Another commit took the version, or committed one of
+                    // these messages: read the table again and decide afresh.
+                    debug!(message = "commit lost a race; reading the table again", messages = group.len(), round, error = %e);
                 }
                 // The commit itself may have landed (a post-commit hook or
-                // the answer failed): the redelivery finds the transaction.
-                Err(e) => return Err(delta_error("commit", &target, e)),
+                // the answer failed): the redeliveries find the transactions.
+                Err(e) => return fail_all(group, &delta_error("commit", &target, e)),
             }
         }
-        Err(BackendError::retryable(
+        let e = BackendError::retryable(
             "commit",
             target,
-            format!("message {content_id}: still losing commit races after {COMMIT_ROUNDS} rounds"),
-        ))
+            format!("still losing commit races after {COMMIT_ROUNDS} rounds"),
+        );
+        fail_all(group, &e);
     }
 
+    /// Whether the table at `version` (`snapshot`) holds `app_id`.
+    async fn committed(
+        &self,
+        log_store: &dyn deltalake_core::logstore::LogStore,
+        snapshot: &deltalake_core::table::state::DeltaTableState,
+        version: u64,
+        app_id: &str,
+    ) -> Result<bool, BackendError> {
+        if let Some(known) = self.known(log_store, version, app_id).await {
+            return Ok(known);
+        }
+        Ok(snapshot
+            .transaction_version(log_store, app_id)
+            .await
+            .map_err(|e| delta_error("read transactions", &self.target(), e))?
+            .is_some())
+    }
     /// Whether the table at `version` holds `app_id`, from the index (read
     /// on first use, then caught up with new commits); `None` when the
     /// index cannot say.
@@ -533,11 +666,6 @@ impl DeltaCatalog {
     /// The catalog of `lake`.
     pub fn new(lake: Arc<DeltaLake>) -> Self {
         Self { lake }
-    }
-
-    /// The table.
-    pub fn lake(&self) -> &Arc<DeltaLake> {
-        &self.lake
     }
 }
 

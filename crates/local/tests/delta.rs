@@ -24,24 +24,18 @@ use etl_delta::DeltaLake;
 use etl_local::{FsSink, LocalCatalog};
 use etl_testkit::accounting::{assert_ok, exactly_once, FromLake, Version};
 use etl_testkit::delta_log::{live_files_per_version, python_reader_agrees, read_delta};
-use etl_testkit::fixtures::hostile_records;
+use etl_testkit::fixtures::hostile_records_with_edits;
 use etl_testkit::records::pack;
 
 /// Records with two versions of some ids (an update after creation), ids
 /// with `/`, `..`, spaces and 200 characters, every kind of Unicode.
 fn records(n: usize) -> Vec<SourceRecord> {
-    let mut out: Vec<SourceRecord> = hostile_records(n).iter().map(|f| f.to_record()).collect();
-    let updates: Vec<SourceRecord> = out
-        .iter()
-        .step_by(5)
-        .map(|r| SourceRecord {
-            text: format!("{} (edited: now it is awful)", r.text),
-            updated_at: r.updated_at + chrono::Duration::seconds(30),
-            ..r.clone()
-        })
-        .collect();
-    out.extend(updates);
-    out
+    hostile_records_with_edits(
+        n,
+        5,
+        " (edited: now it is awful)",
+        chrono::Duration::seconds(30),
+    )
 }
 
 fn table_dir(lake: &Path) -> PathBuf {

@@ -13,9 +13,8 @@ use etl_core::SourceRecord;
 use crate::accounting::{assert_ok, exactly_once, Version};
 use crate::lake::{read_files, Row};
 
-/// The live files of each version: `versions[v]` maps a file's path
-/// (relative to the table) to its `dt` partition value.
-pub fn live_files_per_version(table: &Path) -> Vec<BTreeMap<String, String>> {
+/// The commit files of the log, in version order (asserting no gap).
+fn commits(table: &Path) -> Vec<PathBuf> {
     let log = table.join("_delta_log");
     let mut commits: Vec<(u64, PathBuf)> = std::fs::read_dir(&log)
         .unwrap_or_else(|e| panic!("{}: {e}", log.display()))
@@ -30,15 +29,29 @@ pub fn live_files_per_version(table: &Path) -> Vec<BTreeMap<String, String>> {
     for (i, (v, _)) in commits.iter().enumerate() {
         assert_eq!(*v, i as u64, "the log has a gap before version {v}");
     }
+    commits.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The actions of one commit file.
+fn actions(commit: &Path) -> Vec<Value> {
+    std::fs::read_to_string(commit)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: {e}: {line}", commit.display()))
+        })
+        .collect()
+}
+
+/// The live files of each version: `versions[v]` maps a file's path
+/// (relative to the table) to its `dt` partition value.
+pub fn live_files_per_version(table: &Path) -> Vec<BTreeMap<String, String>> {
     let mut live = BTreeMap::new();
     let mut out = Vec::new();
-    for (_, p) in commits {
-        for line in std::fs::read_to_string(&p).unwrap().lines() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let action: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}: {e}: {line}", p.display()));
+    for p in commits(table) {
+        for action in actions(&p) {
             if let Some(add) = action.get("add") {
                 let path = decode(add["path"].as_str().expect("add.path"));
                 let dt = add["partitionValues"]["dt"]
@@ -58,6 +71,19 @@ pub fn live_files_per_version(table: &Path) -> Vec<BTreeMap<String, String>> {
         out.push(live.clone());
     }
     out
+}
+
+/// The application transaction ids (`txn.appId`) each version carries.
+pub fn transactions_per_version(table: &Path) -> Vec<Vec<String>> {
+    commits(table)
+        .iter()
+        .map(|p| {
+            actions(p)
+                .iter()
+                .filter_map(|a| a["txn"]["appId"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .collect()
 }
 
 /// Every row of the table at `version` (the latest when `None`).

@@ -99,6 +99,29 @@ pub fn hostile_records(n: usize) -> Vec<FixtureRecord> {
         .collect()
 }
 
+/// `n` hostile records and a later version of every `every`-th of them
+/// (its text with `edit` appended, updated `after` later): a table must
+/// hold both versions of those ids.
+pub fn hostile_records_with_edits(
+    n: usize,
+    every: usize,
+    edit: &str,
+    after: TimeDelta,
+) -> Vec<SourceRecord> {
+    let mut out: Vec<SourceRecord> = hostile_records(n).iter().map(|f| f.to_record()).collect();
+    let edits: Vec<SourceRecord> = out
+        .iter()
+        .step_by(every.max(1))
+        .map(|r| SourceRecord {
+            text: format!("{}{edit}", r.text),
+            updated_at: r.updated_at + after,
+            ..r.clone()
+        })
+        .collect();
+    out.extend(edits);
+    out
+}
+
 /// RFC 3339 with microseconds, in UTC (`Z`) or at +05:30.
 fn rfc3339(t: DateTime<Utc>, offset: bool) -> String {
     if offset {

@@ -53,6 +53,21 @@ pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     out
 }
 
+/// One object's bytes.
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObject {key}: {e}"))
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+}
+
 /// Copy every object under `prefix` into `dir` (same relative paths), so a
 /// table on S3 can be read with the local readers.
 pub async fn mirror(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &std::path::Path) {
@@ -60,18 +75,7 @@ pub async fn mirror(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &s
         let Some(rel) = key.strip_prefix(prefix) else {
             continue;
         };
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let body = get(s3, bucket, &key).await;
         let path = dir.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
@@ -87,18 +91,8 @@ pub async fn rows(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<S3Row> {
             .find_map(|p| p.strip_prefix("dt="))
             .unwrap_or_else(|| panic!("{key} is not under a dt= partition"))
             .to_owned();
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(body.into_bytes())
+        let body = get(s3, bucket, &key).await;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body)
             .unwrap()
             .build()
             .unwrap()
