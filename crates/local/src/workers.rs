@@ -1,7 +1,8 @@
 //! The consumer side of `etl run` and `etl redrive`: `workers` tasks, each
 //! receiving a batch from the in-process queue (the event source mapping's
 //! role) and putting it through core's `consume_batch`, one message at a
-//! time per task, as a Lambda with a batch concurrency of 1 would. What
+//! time per task on a Hive lake (a batch's messages at once on a Delta
+//! lake, so that they share commits). What
 //! landed is acknowledged and committed to the lake's state; what failed
 //! is released for redelivery (dead-lettered after `max_receive_count`). A
 //! lake that cannot be written stops every task, instead of dead-lettering
@@ -90,6 +91,15 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
         receive_count: 1,
         memo: None,
     };
+    // A Delta lake's commit waits on its log: a batch's messages overlap
+    // (as the Lambda's MESSAGE_CONCURRENCY does), so those that finish
+    // during one commit share the next (a group commit). A Hive lake has
+    // nothing to wait on: one message at a time.
+    let concurrency = if p.catalog.delta().is_some() {
+        batch_size
+    } else {
+        1
+    };
     let queue = &p.queue;
     let mut ok = 0u64;
     loop {
@@ -111,7 +121,7 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
                 receive_count: d.receive_count,
             })
             .collect();
-        let results = consume_batch(&consumer, routes, &messages, 1, &|| true).await;
+        let results = consume_batch(&consumer, routes, &messages, concurrency, &|| true).await;
         let mut stop = None;
         for (d, result) in batch.iter().zip(results) {
             match result {
