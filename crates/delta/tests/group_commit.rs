@@ -8,46 +8,25 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use etl_core::output::{encode_parquet, object_key, to_record_batch};
-use etl_core::{Codec, Engine, Label, ScoredRecord, SentimentScore, SourceRecord, WrittenFile};
+use etl_core::WrittenFile;
 use etl_delta::{CommitOutcome, DeltaLake};
 
-/// Message `i`: one record (days before now, so partitions vary) written
-/// to the table directory, as the consumer's sink would.
+mod common;
+use common::one_record_message;
+
+/// Message `i`: one record (days before now, so partitions vary), its
+/// object written to the table directory.
 fn message(table: &Path, i: usize) -> (String, WrittenFile) {
     let t =
         Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::days((i % 3) as i64);
-    let row = ScoredRecord {
-        record: SourceRecord {
-            id: format!("post/{i}/../ é 😀"),
-            text: format!("text {i} \u{fffe}"),
-            created_at: t,
-            updated_at: t,
-            attributes: Default::default(),
-        },
-        score: SentimentScore {
-            label: Label::Neutral,
-            positive: 0.1,
-            negative: 0.1,
-            neutral: 0.8,
-            mixed: 0.0,
-            compound: Some(0.0),
-            language: "en".into(),
-            engine: Engine::Vader,
-        },
-        processed_at: t,
-    };
-    let body = encode_parquet(&to_record_batch(&[row], true).unwrap(), Codec::Snappy).unwrap();
     let content_id = format!("{:064x}", 0xabc000 + i);
-    let dt = t.date_naive();
-    let file = WrittenFile {
-        key: object_key(dt, &content_id),
-        dt,
-        body,
-    };
-    let path = table.join(&file.key);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &file.body).unwrap();
+    let file = one_record_message(
+        table,
+        &content_id,
+        &format!("post/{i}/../ é 😀"),
+        &format!("text {i} \u{fffe}"),
+        t,
+    );
     (content_id, file)
 }
 

@@ -3,47 +3,30 @@
 //! another process, is recognised by a process that opens the table later.
 #![allow(clippy::unwrap_used)]
 
-use chrono::{TimeZone, Utc};
-use etl_core::output::{encode_parquet, object_key, to_record_batch};
-use etl_core::{Codec, Engine, Label, ScoredRecord, SentimentScore, SourceRecord, WrittenFile};
+use std::path::Path;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use etl_core::WrittenFile;
 use etl_delta::{CommitOutcome, DeltaLake, CHECKPOINT_INTERVAL};
 
-fn file(i: usize) -> (String, WrittenFile) {
-    let t = Utc
-        .with_ymd_and_hms(2026, 11, 1 + (i % 20) as u32, 12, 0, 0)
-        .unwrap();
-    let row = ScoredRecord {
-        record: SourceRecord {
-            id: format!("id-{i}"),
-            text: format!("text {i}"),
-            created_at: t,
-            updated_at: t,
-            attributes: Default::default(),
-        },
-        score: SentimentScore {
-            label: Label::Positive,
-            positive: 0.5,
-            negative: 0.1,
-            neutral: 0.4,
-            mixed: 0.0,
-            compound: Some(0.3),
-            language: "en".into(),
-            engine: Engine::Vader,
-        },
-        processed_at: t,
-    };
-    let batch = to_record_batch(&[row], true).unwrap();
+mod common;
+use common::one_record_message;
+
+/// Message `i` (one record, days before the test started), its object
+/// written: the same bytes each time it is asked for.
+fn file(table: &Path, i: usize) -> (String, WrittenFile) {
+    static START: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap());
+    let t = start - TimeDelta::days((i % 20) as i64);
     let content_id = format!("{i:064x}");
-    let dt = t.date_naive();
-    let body = encode_parquet(&batch, Codec::Snappy).unwrap();
-    (
-        content_id.clone(),
-        WrittenFile {
-            key: object_key(dt, &content_id),
-            dt,
-            body,
-        },
-    )
+    let file = one_record_message(
+        table,
+        &content_id,
+        &format!("id-{i}"),
+        &format!("text {i}"),
+        t,
+    );
+    (content_id, file)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,9 +36,7 @@ async fn a_message_committed_before_the_checkpoint_is_known_to_a_later_process()
     let first = DeltaLake::at_dir(&table, true).unwrap();
     let n = CHECKPOINT_INTERVAL as usize + 5;
     for i in 0..n {
-        let (id, f) = file(i);
-        std::fs::create_dir_all(table.join(f.key.rsplit_once('/').unwrap().0)).unwrap();
-        std::fs::write(table.join(&f.key), &f.body).unwrap();
+        let (id, f) = file(&table, i);
         let out = first
             .commit_message(&id, std::slice::from_ref(&f))
             .await
@@ -71,7 +52,7 @@ async fn a_message_committed_before_the_checkpoint_is_known_to_a_later_process()
     // A new process (its own DeltaLake): message 3 was committed at version
     // 4, well before the checkpoint, and is recognised; a new one is not.
     let later = DeltaLake::at_dir(&table, true).unwrap();
-    let (id, f) = file(3);
+    let (id, f) = file(&table, 3);
     assert_eq!(
         later
             .commit_message(&id, std::slice::from_ref(&f))
@@ -79,9 +60,7 @@ async fn a_message_committed_before_the_checkpoint_is_known_to_a_later_process()
             .unwrap(),
         CommitOutcome::AlreadyCommitted
     );
-    let (id, f) = file(n + 1);
-    std::fs::create_dir_all(table.join(f.key.rsplit_once('/').unwrap().0)).unwrap();
-    std::fs::write(table.join(&f.key), &f.body).unwrap();
+    let (id, f) = file(&table, n + 1);
     assert!(matches!(
         later
             .commit_message(&id, std::slice::from_ref(&f))
