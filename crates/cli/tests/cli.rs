@@ -4,18 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn etl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(args)
-        .output()
-        .expect("etl runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{etl, text};
 
 fn gen(dir: &Path, n: u32) -> String {
     let input = dir.join("posts.jsonl");

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -19,18 +19,8 @@ use etl_local::{RunConfig, RunCounters};
 use etl_testkit::{Script, ScriptedAnalyzer};
 use serde_json::Value;
 
-fn etl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(args)
-        .env_remove("ETL_LAKE")
-        .env_remove("ETL_STACK")
-        .output()
-        .expect("etl runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{etl, text};
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)

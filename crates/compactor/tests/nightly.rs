@@ -75,7 +75,11 @@ async fn small_files_become_one_per_partition_and_the_old_ones_are_vacuumed() {
     let c = report.compaction.unwrap();
     assert_eq!(c.before.files, msgs.len());
     assert_eq!(c.after.files, c.after.partitions.len());
-    assert_eq!(c.after.partitions.len(), 4);
+    // One partition per day the records were created on (the fixture's
+    // spread crosses midnight at some times of day).
+    let days: std::collections::BTreeSet<_> =
+        recs.iter().map(|r| r.created_at.date_naive()).collect();
+    assert_eq!(c.after.partitions.len(), days.len());
     // A week's retention: the files just replaced are kept for old readers.
     assert_eq!(report.vacuumed_files, 0);
     assert_eq!(live_files_per_version(&table).len(), msgs.len() + 2);

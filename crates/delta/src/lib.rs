@@ -115,6 +115,8 @@ pub struct CommitHold<'a> {
 /// outcome.
 struct Queued {
     content_id: String,
+    /// `etl-msg-<content id>`.
+    app_id: String,
     adds: Vec<Action>,
     done: oneshot::Sender<Result<CommitOutcome, BackendError>>,
 }
@@ -349,6 +351,7 @@ impl DeltaLake {
         let (done, mut outcome) = oneshot::channel();
         self.queued().push(Queued {
             content_id: content_id.to_owned(),
+            app_id: app_id(content_id),
             adds,
             done,
         });
@@ -428,9 +431,8 @@ impl DeltaLake {
             let log_store = table.log_store();
             let mut open = Vec::with_capacity(group.len());
             for q in group {
-                let app_id = app_id(&q.content_id);
                 match self
-                    .committed(log_store.as_ref(), snapshot, version, &app_id)
+                    .committed(log_store.as_ref(), snapshot, version, &q.app_id)
                     .await
                 {
                     Ok(true) => {
@@ -449,13 +451,7 @@ impl DeltaLake {
             }
             let txns = group
                 .iter()
-                .map(|q| {
-                    Transaction::new_with_last_update(
-                        app_id(&q.content_id),
-                        TXN_VERSION,
-                        Some(now_ms),
-                    )
-                })
+                .map(|q| Transaction::new_with_last_update(&q.app_id, TXN_VERSION, Some(now_ms)))
                 .collect();
             let props = CommitProperties::default()
                 .with_application_transactions(txns)
@@ -479,7 +475,7 @@ impl DeltaLake {
                     table.state = Some(done.snapshot());
                     if let Txns::Loaded(index) = &mut *self.txns.lock().await {
                         for q in &group {
-                            index.insert(app_id(&q.content_id));
+                            index.insert(q.app_id.clone());
                         }
                     }
                     debug!(message = "committed messages", messages = group.len(), version, files, table = %target);
@@ -523,6 +519,7 @@ impl DeltaLake {
             .map_err(|e| delta_error("read transactions", &self.target(), e))?
             .is_some())
     }
+
     /// Whether the table at `version` holds `app_id`, from the index (read
     /// on first use, then caught up with new commits); `None` when the
     /// index cannot say.

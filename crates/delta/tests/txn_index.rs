@@ -29,6 +29,13 @@ fn file(table: &Path, i: usize) -> (String, WrittenFile) {
     (content_id, file)
 }
 
+/// Commit message `m` through `lake`.
+async fn commit(lake: &DeltaLake, (id, f): &(String, WrittenFile)) -> CommitOutcome {
+    lake.commit_message(id, std::slice::from_ref(f))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_committed_before_the_checkpoint_is_known_to_a_later_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,11 +43,7 @@ async fn a_message_committed_before_the_checkpoint_is_known_to_a_later_process()
     let first = DeltaLake::at_dir(&table, true).unwrap();
     let n = CHECKPOINT_INTERVAL as usize + 5;
     for i in 0..n {
-        let (id, f) = file(&table, i);
-        let out = first
-            .commit_message(&id, std::slice::from_ref(&f))
-            .await
-            .unwrap();
+        let out = commit(&first, &file(&table, i)).await;
         assert!(matches!(out, CommitOutcome::Committed { .. }), "{out:?}");
     }
     let last: serde_json::Value =
@@ -52,31 +55,18 @@ async fn a_message_committed_before_the_checkpoint_is_known_to_a_later_process()
     // A new process (its own DeltaLake): message 3 was committed at version
     // 4, well before the checkpoint, and is recognised; a new one is not.
     let later = DeltaLake::at_dir(&table, true).unwrap();
-    let (id, f) = file(&table, 3);
     assert_eq!(
-        later
-            .commit_message(&id, std::slice::from_ref(&f))
-            .await
-            .unwrap(),
+        commit(&later, &file(&table, 3)).await,
         CommitOutcome::AlreadyCommitted
     );
-    let (id, f) = file(&table, n + 1);
+    let new = file(&table, n + 1);
     assert!(matches!(
-        later
-            .commit_message(&id, std::slice::from_ref(&f))
-            .await
-            .unwrap(),
+        commit(&later, &new).await,
         CommitOutcome::Committed { .. }
     ));
     // From its own index (the checkpoint's txn column and the commits after
     // it), not delta-rs's replay.
     assert_eq!(later.indexed_transactions().await, Some(n + 1));
     // The first process sees the later one's commit too.
-    assert_eq!(
-        first
-            .commit_message(&id, std::slice::from_ref(&f))
-            .await
-            .unwrap(),
-        CommitOutcome::AlreadyCommitted
-    );
+    assert_eq!(commit(&first, &new).await, CommitOutcome::AlreadyCommitted);
 }

@@ -72,7 +72,8 @@ const TEXTS: [&str; 7] = [
 ];
 
 /// `n` fixture records with distinct ids and texts. Creation dates spread
-/// over four days before today (four `dt` partitions); every third record
+/// over four days before now and up to `n` minutes earlier (four `dt`
+/// partitions, five when that crosses midnight); every third record
 /// shares one update instant.
 pub fn hostile_records(n: usize) -> Vec<FixtureRecord> {
     let now_us = Utc::now().timestamp_micros();

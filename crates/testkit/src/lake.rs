@@ -42,7 +42,9 @@ pub struct Row {
 }
 
 /// Every Parquet file of the lake (`sentiment/dt=*/*.parquet`), sorted;
-/// none when the lake has no table yet.
+/// none when the lake has no table yet. Only partition directories are
+/// read: a Delta lake's `_delta_log` (checkpoints are Parquet too) and
+/// lock object are not data.
 pub fn parquet_files(lake: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let root = lake.join("sentiment");
@@ -51,6 +53,9 @@ pub fn parquet_files(lake: &Path) -> Vec<PathBuf> {
     };
     for d in dirs {
         let d = d.unwrap().path();
+        if !d.is_dir() || !d.file_name().unwrap().to_string_lossy().starts_with("dt=") {
+            continue;
+        }
         for f in std::fs::read_dir(&d).unwrap() {
             let f = f.unwrap().path();
             if f.extension().is_some_and(|e| e == "parquet") {
