@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use consumer::BatchHandler;
 use etl_aws::{Clients, SqsQueue, StateStore};
-use etl_core::{FieldMap, SourceRecord, WorkQueue};
+use etl_core::{Clock, FieldMap, SourceRecord, WorkQueue};
 use etl_testkit::accounting::{assert_ok, versions, Accounting, FromLake, Version};
 use etl_testkit::records::TEXTS;
 use etl_testkit::{
@@ -61,8 +61,28 @@ fn rec(
     }
 }
 
+/// A clock the test moves: each night reads the time it was set to.
+#[derive(Debug)]
+struct SteppedClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl SteppedClock {
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+impl etl_core::Clock for SteppedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
 impl Nights {
     async fn new() -> Self {
+        Self::with_clock(None).await
+    }
+
+    async fn with_clock(clock: Option<&'static SteppedClock>) -> Self {
         let clients = moto().clients().await;
         let (source, state_table, bucket) = (
             unique("nights-src"),
@@ -87,12 +107,15 @@ impl Nights {
             deadline_margin: Duration::from_secs(5),
             lookback: Duration::from_secs(3600),
         };
-        let producer = Producer::from_parts(
+        let mut producer = Producer::from_parts(
             config,
             clients.dynamodb.clone(),
             StateStore::new(clients.dynamodb.clone(), &state_table, &source),
             Arc::new(queue.clone()),
         );
+        if let Some(clock) = clock {
+            producer = producer.with_clock(clock);
+        }
         let consumer = vader_consumer(&clients, &bucket, &database);
         Self {
             clients,
@@ -108,26 +131,7 @@ impl Nights {
     /// Write versions to the source table (created_at as epoch ms numbers,
     /// updated_at as RFC 3339 strings: both forms the contract allows).
     async fn write(&mut self, records: Vec<SourceRecord>) {
-        let items = records
-            .iter()
-            .map(|r| {
-                HashMap::from([
-                    ("id".to_string(), AttributeValue::S(r.id.clone())),
-                    ("text".to_string(), AttributeValue::S(r.text.clone())),
-                    (
-                        "created_at".to_string(),
-                        AttributeValue::N(r.created_at.timestamp_millis().to_string()),
-                    ),
-                    (
-                        "updated_at".to_string(),
-                        AttributeValue::S(
-                            r.updated_at
-                                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        ),
-                    ),
-                ])
-            })
-            .collect();
+        let items = records.iter().map(item).collect();
         put_items(&self.clients.dynamodb, &self.source, items).await;
         self.written.extend(records);
     }
@@ -324,4 +328,158 @@ async fn several_nights_of_live_data_land_every_version_exactly_once() {
     let s = p.night("night-4").await;
     assert_eq!(s.stats.sent_records, 1, "{s:?}");
     p.assert_exactly_once("night-4").await;
+}
+
+/// Nights a day apart on a stepped clock (the producer reads the time from
+/// it; the source's timestamps are set relative to it), then a missed night,
+/// then the clock stepped back. Late writes behind the window are found in
+/// the guard band below it and sent (and counted), those further back are
+/// outside every window (a loss by design, the reason for the alarm); the
+/// ledger is pruned to two lookbacks; nothing lands twice.
+#[tokio::test]
+async fn nights_a_day_apart_on_a_stepped_clock_with_a_missed_night_and_the_clock_stepped_back() {
+    let clock: &'static SteppedClock = Box::leak(Box::new(SteppedClock(std::sync::Mutex::new(
+        ms(Utc::now() - chrono::Duration::days(5)),
+    ))));
+    let mut p = Nights::with_clock(Some(clock)).await;
+    let hour = chrono::Duration::hours(1);
+    let day = chrono::Duration::days(1);
+    let night1 = clock.now();
+
+    // Night 1: a day of posts before it.
+    let first: Vec<SourceRecord> = (0..200)
+        .map(|i| {
+            let at = night1 - chrono::Duration::minutes(3 + i * 7);
+            rec(
+                format!("d1/{i:03}"),
+                format!("{} #{i}", TEXTS[i as usize % 5]),
+                at,
+                at,
+            )
+        })
+        .collect();
+    p.write(first).await;
+    let s = p.night("night-1").await;
+    assert_eq!((s.stats.sent_records, s.behind_floor), (200, 0), "{s:?}");
+    p.assert_exactly_once("night-1").await;
+
+    // Night 2, a day later: the day's posts, edits, a write inside the
+    // lookback, one behind the window but inside the guard band below it,
+    // and one further back than that.
+    let night2 = night1 + day;
+    clock.set(night2);
+    let mut second: Vec<SourceRecord> = (0..150)
+        .map(|i| {
+            let at = night2 - chrono::Duration::minutes(2 + i * 9);
+            rec(
+                format!("d2/{i:03}"),
+                format!("day two {} #{i}", TEXTS[i as usize % 5]),
+                at,
+                at,
+            )
+        })
+        .collect();
+    for i in (0..200).step_by(20) {
+        let created = night1 - chrono::Duration::minutes(3 + i * 7);
+        second.push(rec(
+            format!("d1/{i:03}"),
+            format!("edited on day two #{i}"),
+            created,
+            night2 - hour * 3,
+        ));
+    }
+    second.push(rec(
+        "late/inside",
+        "dated 30 min before night 1",
+        night1 - hour / 2,
+        night1 - hour / 2,
+    ));
+    second.push(rec(
+        "late/band",
+        "dated 90 min before night 1",
+        night1 - hour * 3 / 2,
+        night1 - hour * 3 / 2,
+    ));
+    let beyond = rec(
+        "late/beyond",
+        "dated 3 h before night 1",
+        night1 - hour * 3,
+        night1 - hour * 3,
+    );
+    let n2 = second.len() as u64;
+    p.write(second).await;
+    // Written to the source, but outside every window: not in the accounting.
+    put_items(&p.clients.dynamodb, &p.source, vec![item(&beyond)]).await;
+    let s = p.night("night-2").await;
+    assert_eq!(
+        s.stats.sent_records, n2,
+        "the late write in the band is sent: {s:?}"
+    );
+    assert_eq!(s.behind_floor, 1, "and counted as behind the floor: {s:?}");
+    p.assert_exactly_once("night-2").await;
+
+    // Night 3 is missed; night 4 sees two days of posts.
+    let night4 = night2 + day * 2;
+    clock.set(night4);
+    let fourth: Vec<SourceRecord> = (0..120)
+        .map(|i| {
+            let at = night4 - chrono::Duration::minutes(5 + i * 23);
+            rec(
+                format!("d4/{i:03}"),
+                format!("two days {} #{i}", TEXTS[i as usize % 5]),
+                at,
+                at,
+            )
+        })
+        .collect();
+    p.write(fourth).await;
+    let s = p.night("night-4").await;
+    assert_eq!((s.stats.sent_records, s.behind_floor), (120, 0), "{s:?}");
+    assert!(
+        s.ledger_versions < 120,
+        "the ledger keeps two lookbacks of versions, not the days before: {s:?}"
+    );
+    p.assert_exactly_once("night-4").await;
+
+    // The clock is stepped back two hours: nothing is sent again, and the
+    // watermark does not move backwards (the next run still skips it all).
+    clock.set(night4 - hour * 2);
+    let s = p.night("night-4-clock-back").await;
+    assert_eq!((s.stats.sent_records, s.behind_floor), (0, 0), "{s:?}");
+    clock.set(night4 + hour * 2);
+    let fresh = rec(
+        "after",
+        "written after the clock came back",
+        night4 + hour,
+        night4 + hour,
+    );
+    p.write(vec![fresh]).await;
+    let s = p.night("night-5").await;
+    assert_eq!(s.stats.sent_records, 1, "{s:?}");
+    p.assert_exactly_once("night-5").await;
+
+    let rows = s3_lake::rows(&p.clients.s3, &p.bucket).await;
+    assert!(
+        rows.iter().all(|r| r.id != "late/beyond"),
+        "a write older than the guard band is outside every window"
+    );
+}
+
+/// A source item as `Nights::write` stores it.
+fn item(r: &SourceRecord) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("id".to_string(), AttributeValue::S(r.id.clone())),
+        ("text".to_string(), AttributeValue::S(r.text.clone())),
+        (
+            "created_at".to_string(),
+            AttributeValue::N(r.created_at.timestamp_millis().to_string()),
+        ),
+        (
+            "updated_at".to_string(),
+            AttributeValue::S(
+                r.updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
+        ),
+    ])
 }

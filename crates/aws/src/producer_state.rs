@@ -96,6 +96,11 @@ pub struct ProducerState {
     /// The versions sent that a later window can still see.
     #[serde(default)]
     pub ledger: Option<LedgerRef>,
+    /// From when the ledger holds every version sent (its guard band below
+    /// the next floor starts here). Absent in state written by releases
+    /// before it was kept: that run looks at its window only.
+    #[serde(default)]
+    pub ledger_from: Option<DateTime<Utc>>,
     /// The last completed run, for operators.
     #[serde(default)]
     pub last_run: Option<RunReport>,

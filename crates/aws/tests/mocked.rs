@@ -1,6 +1,7 @@
 //! Adapter tests at the SDK boundary with aws-smithy-mocks, for what moto
-//! cannot do: Comprehend's batch calls (moto answers them with 500) and an
-//! Athena query that never finishes.
+//! cannot do: Comprehend's batch calls (moto answers them with 500), an
+//! Athena query that never finishes, and the characters SQS refuses in
+//! bodies and attribute values (moto accepts every one).
 // Test helpers unwrap too: a failed setup is the test failing
 // (`allow-unwrap-in-tests` only covers the `#[test]` functions themselves).
 #![allow(clippy::unwrap_used)]
@@ -476,5 +477,162 @@ async fn athena_query_that_never_finishes_is_cancelled_after_the_timeout() {
         poll.num_calls() >= 2 && poll.num_calls() < 200,
         "bounded polling: {}",
         poll.num_calls()
+    );
+}
+
+// --- SQS: the characters it refuses ------------------------------------------
+
+const WORK_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/work";
+const DEAD_LETTER_QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/dlq";
+
+/// An SQS client answered by `rules`: what `mock_client!` builds, by hand,
+/// because that macro needs aws-sdk-sqs's `test-util` feature.
+fn sqs(rules: &[&Rule]) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let mut interceptor =
+        aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDMOCKED",
+            "mocked",
+            None,
+            None,
+            "mocked",
+        ))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(interceptor)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// SQS's rule for bodies and attribute values, written out here rather than
+/// taken from the code under test.
+fn sqs_accepts(s: &str) -> bool {
+    s.chars().all(|c| {
+        matches!(
+            u32::from(c),
+            0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF
+        )
+    })
+}
+
+fn refused(id: &str) -> (etl_core::SourceRecord, etl_core::AnalyzeError) {
+    use chrono::TimeZone;
+    let t = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+    let record = etl_core::SourceRecord {
+        id: id.to_owned(),
+        text: format!("text of {id}"),
+        created_at: t,
+        updated_at: t,
+        attributes: Default::default(),
+    };
+    let why = format!("bad \u{1} in {id}");
+    (
+        record,
+        etl_core::AnalyzeError::permanent("InvalidRequest", why),
+    )
+}
+
+#[tokio::test]
+async fn a_dead_letter_reaches_sqs_with_only_characters_it_accepts() {
+    use aws_sdk_sqs::operation::send_message::{SendMessageInput, SendMessageOutput};
+    use etl_aws::sqs::{
+        SqsDeadLetters, ATTR_REASON, ATTR_REASONS, ATTR_SOURCE_CONTENT_ID, ATTR_SOURCE_MESSAGE_ID,
+    };
+    use etl_core::{DeadLetterMessage, DeadLetterSink};
+
+    let sent: Arc<Mutex<Vec<SendMessageInput>>> = Arc::default();
+    let capture = Arc::clone(&sent);
+    let rule = mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |input| {
+        capture.lock().unwrap().push(input.clone());
+        SendMessageOutput::builder().message_id("dl-1").build()
+    });
+    let ids: Vec<String> = vec![
+        "a\u{FFFE}b".into(),
+        "c\u{1}d".into(),
+        "\u{D7FF}\u{E000}".into(),
+        "../a b/".repeat(30).chars().take(200).collect(),
+        "😀 👩\u{200D}💻".into(),
+    ];
+    let records = ids.iter().map(String::as_str).map(refused).collect();
+    let letter = DeadLetterMessage::new("m\u{FFFE}", "", 2, records);
+    SqsDeadLetters::new(sqs(&[&rule]), DEAD_LETTER_QUEUE)
+        .put(&letter)
+        .await
+        .unwrap();
+    assert_eq!(rule.num_calls(), 1);
+
+    let input = sent.lock().unwrap().pop().unwrap();
+    let body = input.message_body().unwrap();
+    assert!(sqs_accepts(body), "{body}");
+    assert_eq!(etl_core::decode_message(body).unwrap().records.len(), 5);
+    let attrs = input.message_attributes().unwrap();
+    for (name, value) in attrs {
+        let v = value.string_value().unwrap();
+        assert!(!v.is_empty(), "{name} is empty");
+        assert!(sqs_accepts(v), "{name}: {v:?}");
+    }
+    assert!(
+        !attrs.contains_key(ATTR_SOURCE_CONTENT_ID),
+        "an empty id is left out, never sent empty"
+    );
+    assert_eq!(
+        attrs[ATTR_SOURCE_MESSAGE_ID].string_value(),
+        Some("m\\ufffe")
+    );
+    let reason = attrs[ATTR_REASON].string_value().unwrap();
+    assert!(
+        reason.contains("c\\u0001d (InvalidRequest: bad \\u0001 in c\\u0001d)"),
+        "{reason}"
+    );
+    let reasons: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(attrs[ATTR_REASONS].string_value().unwrap()).unwrap();
+    let mut keys: Vec<&String> = reasons.keys().collect();
+    let mut want: Vec<&String> = ids.iter().collect();
+    keys.sort();
+    want.sort();
+    assert_eq!(keys, want, "the keys decode to the exact ids");
+    assert_eq!(
+        reasons["a\u{FFFE}b"],
+        "InvalidRequest: bad \u{1} in a\u{FFFE}b"
+    );
+}
+
+#[tokio::test]
+async fn a_body_sqs_would_refuse_fails_permanently_before_any_call() {
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use etl_core::{build_message, WorkQueue};
+
+    let rule = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| {
+        SendMessageBatchOutput::builder()
+            .set_successful(Some(vec![]))
+            .set_failed(Some(vec![]))
+            .build()
+            .unwrap()
+    });
+    let q = etl_aws::SqsQueue::new(sqs(&[&rule]), WORK_QUEUE);
+    let good = build_message(vec![refused("ok\u{FFFE}").0]);
+    assert!(sqs_accepts(&good.body), "bodies are escaped when built");
+    q.send(std::slice::from_ref(&good)).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
+
+    let mut bad = good.clone();
+    bad.body.insert(1, '\u{FFFE}');
+    let err = q.send(&[good, bad.clone()]).await.unwrap_err();
+    assert_eq!(err.retry, Retry::Permanent);
+    assert!(
+        err.message.contains("U+FFFE at byte 1") && err.message.contains(&bad.content_id),
+        "{err}"
+    );
+    assert_eq!(
+        rule.num_calls(),
+        1,
+        "nothing sent, not even the good message"
     );
 }

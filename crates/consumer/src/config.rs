@@ -48,11 +48,6 @@ pub struct Config {
     /// reasons as message attributes. Unset: a refused record fails its
     /// whole message, which the queue's redrive policy then dead-letters.
     pub dead_letter_queue_url: Option<String>,
-    /// `QUEUE_URL` (optional): the work queue this function consumes.
-    /// Records that still fail transiently after the analyzer's retries are
-    /// re-enqueued there as a new message of only those records, so the
-    /// scored ones are not billed again. Unset: such a message fails whole.
-    pub queue_url: Option<String>,
     /// `COMPREHEND_MAX_TPS` (default 10, Comprehend's default
     /// BatchDetectSentiment quota): Comprehend calls per second for this
     /// container, shared by every message it processes at once.
@@ -92,7 +87,6 @@ impl Config {
             table_format: parsed(env, "TABLE_FORMAT", etl_core::output::TableFormat::Hive)?,
             concurrency: concurrency.max(1),
             dead_letter_queue_url: optional(env, "DEAD_LETTER_QUEUE_URL"),
-            queue_url: optional(env, "QUEUE_URL"),
             comprehend_max_tps: positive(
                 env,
                 "COMPREHEND_MAX_TPS",
@@ -149,7 +143,7 @@ mod tests {
             (c.output_prefix.as_str(), c.athena_workgroup.as_deref()),
             ("", None)
         );
-        assert_eq!((c.dead_letter_queue_url, c.queue_url), (None, None));
+        assert_eq!(c.dead_letter_queue_url, None);
         assert_eq!(c.comprehend_max_tps, 10.0);
         assert_eq!(c.deadline_margin, Duration::from_secs(10));
         let mut e = env(BASE);

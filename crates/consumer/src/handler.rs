@@ -28,14 +28,12 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
 use etl_aws::sqs::SqsDeadLetters;
-use etl_aws::{
-    AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, RateLimiter, S3Sink, SqsQueue,
-};
+use etl_aws::{AthenaQuery, Clients, ComprehendAnalyzer, GlueCatalog, RateLimiter, S3Sink};
 use etl_core::output::TableFormat;
 use etl_core::{
     consume_batch, BackendError, BatchMessage, Catalog, Clock, ConsumeOptions, Consumer,
     DeadLetterSink, Engine, MessageOutcome, MessageResult, ObjectSink, Retry, Routes, ScoreMemo,
-    SentimentAnalyzer, VaderAnalyzer, WorkQueue, SYSTEM_CLOCK,
+    SentimentAnalyzer, VaderAnalyzer, SYSTEM_CLOCK,
 };
 use etl_delta::DeltaCatalog;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -75,8 +73,6 @@ pub struct BatchStats {
     pub comprehend_units: u64,
     /// Records refused by the analyzer and sent to the dead-letter queue.
     pub records_refused: u64,
-    /// Records that failed transiently and were re-enqueued.
-    pub records_deferred: u64,
     /// Messages not started because the deadline was near (also in `messages_failed`).
     pub messages_untaken: u64,
 }
@@ -90,7 +86,6 @@ impl BatchStats {
             .count("RecordsOut", self.records_out)
             .count("ComprehendUnits", self.comprehend_units)
             .count("RecordsRefused", self.records_refused)
-            .count("RecordsDeferred", self.records_deferred)
             .count("MessagesUntaken", self.messages_untaken)
             .bytes("BytesWritten", self.bytes_written)
             .count("ColdStart", cold)
@@ -116,7 +111,6 @@ pub struct BatchHandler {
     concurrency: usize,
     views_tried: AtomicBool,
     dead_letters: Option<Arc<dyn DeadLetterSink>>,
-    requeue: Option<Arc<dyn WorkQueue>>,
     deadline_margin: Duration,
     memo: ScoreMemo,
     clock: &'static dyn Clock,
@@ -185,9 +179,6 @@ impl BatchHandler {
             handler =
                 handler.with_dead_letters(Arc::new(SqsDeadLetters::new(clients.sqs.clone(), url)));
         }
-        if let Some(url) = &config.queue_url {
-            handler = handler.with_requeue(Arc::new(SqsQueue::new(clients.sqs.clone(), url)));
-        }
         Ok(handler)
     }
 
@@ -201,7 +192,6 @@ impl BatchHandler {
             concurrency: concurrency.max(1),
             views_tried: AtomicBool::new(false),
             dead_letters: None,
-            requeue: None,
             deadline_margin: Duration::ZERO,
             memo: ScoreMemo::new(MEMO_MESSAGES),
             clock: &SYSTEM_CLOCK,
@@ -217,12 +207,6 @@ impl BatchHandler {
     /// Send refused records there instead of failing their message.
     pub fn with_dead_letters(mut self, sink: Arc<dyn DeadLetterSink>) -> Self {
         self.dead_letters = Some(sink);
-        self
-    }
-
-    /// Re-enqueue records that failed transiently there (the work queue).
-    pub fn with_requeue(mut self, queue: Arc<dyn WorkQueue>) -> Self {
-        self.requeue = Some(queue);
         self
     }
 
@@ -316,7 +300,6 @@ impl BatchHandler {
         };
         let routes = Routes {
             dead_letters: self.dead_letters.as_deref(),
-            requeue: self.requeue.as_deref(),
             receive_count: 1,
             memo: Some(&self.memo),
         };
@@ -341,7 +324,6 @@ impl BatchHandler {
                 MessageResult::Done(o) => {
                     stats.records_out += o.records as u64;
                     stats.records_refused += o.refused.len() as u64;
-                    stats.records_deferred += o.deferred.len() as u64;
                     stats.objects += o.objects.len() as u64;
                     stats.bytes_written += o.objects.iter().map(|(_, n)| *n as u64).sum::<u64>();
                     outcomes.push(o);

@@ -14,7 +14,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::NaiveDate;
 use consumer::{BatchHandler, Deps};
 use etl_aws::sqs::SqsDeadLetters;
-use etl_aws::{AthenaQuery, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink, SqsQueue};
+use etl_aws::{AthenaQuery, ComprehendAnalyzer, GlueCatalog, LanguageMode, S3Sink};
 use etl_core::{
     AnalyzeError, BackendError, Catalog, ConsumeOptions, Document, Engine, Retry,
     SentimentAnalyzer, SentimentScore, VaderAnalyzer,
@@ -426,7 +426,7 @@ async fn when_the_dlq_cannot_be_reached_the_message_fails_whole() {
 }
 
 #[tokio::test]
-async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_twice() {
+async fn comprehend_transient_failures_fail_the_message_whole_and_its_redelivery_bills_only_them() {
     let stub = ComprehendStub::start().await;
     let conf = moto().sdk_config().await;
     let client = aws_sdk_comprehend::Client::from_conf(
@@ -443,12 +443,10 @@ async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_tw
     // The handler reads the billing units from the analyzer itself.
     let lake = lake(analyzer).await;
     let sqs = aws_sdk_sqs::Client::new(&conf);
-    let work = etl_testkit::create_queue(&sqs, &unique("work")).await;
     let dlq = etl_testkit::create_queue(&sqs, &unique("work-dlq")).await;
     let h = lake
         .handler()
-        .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), &dlq)))
-        .with_requeue(Arc::new(SqsQueue::new(sqs.clone(), &work)));
+        .with_dead_letters(Arc::new(SqsDeadLetters::new(sqs.clone(), &dlq)));
 
     // One message of 60 records (three Comprehend calls): 4 fail transiently
     // more often than the analyzer retries, 2 are refused.
@@ -481,44 +479,39 @@ async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_tw
         .unwrap()
     };
     let out = h.handle(delivery("m-1", &msg.body)).await.unwrap();
-    assert!(failed_ids(&out).is_empty(), "{:?}", out.response);
     assert_eq!(
-        (
-            out.stats.records_out,
-            out.stats.records_refused,
-            out.stats.records_deferred
-        ),
-        (54, 2, 4)
+        failed_ids(&out),
+        ["m-1"],
+        "records still failing after the retries fail their message whole"
     );
+    assert_eq!((out.stats.records_out, out.stats.records_refused), (0, 0));
     assert_eq!(
         stub.counts().scored,
         54,
         "billed for the 54 scored documents"
     );
+    assert!(lake.ids().await.is_empty(), "nothing of it lands yet");
+    assert!(
+        drain_queue(&sqs, &dlq).await.is_empty(),
+        "nothing dead-lettered before the message can land"
+    );
 
-    let requeued = drain_queue(&sqs, &work).await;
-    assert_eq!(requeued.len(), 1);
+    // The same message redelivered to this container once Comprehend recovered.
+    let out2 = h.handle(delivery("m-1", &msg.body)).await.unwrap();
+    assert!(failed_ids(&out2).is_empty(), "{:?}", out2.response);
     assert_eq!(
-        body_ids(requeued[0].body().unwrap()),
-        ["doc-03", "doc-26", "doc-50", "doc-59"]
+        (out2.stats.records_out, out2.stats.records_refused),
+        (58, 2)
+    );
+    assert_eq!(
+        stub.counts().scored,
+        58,
+        "each document billed once: only the 4 that failed were sent again"
     );
     let dead = drain_queue(&sqs, &dlq).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(body_ids(dead[0].body().unwrap()), ["doc-07", "doc-31"]);
     assert!(attr(&dead[0], "etl-reason").contains("TEXT_SIZE_LIMIT_EXCEEDED"));
-
-    // The re-enqueued message, delivered later: Comprehend has recovered.
-    let out2 = h
-        .handle(delivery("m-2", requeued[0].body().unwrap()))
-        .await
-        .unwrap();
-    assert!(failed_ids(&out2).is_empty());
-    assert_eq!(out2.stats.records_out, 4);
-    assert_eq!(
-        stub.counts().scored,
-        58,
-        "each document billed once: the good 54 were not sent again"
-    );
     let mut want: Vec<String> = (0..60)
         .filter(|i| *i != 7 && *i != 31)
         .map(|i| format!("doc-{i:02}"))
@@ -527,9 +520,8 @@ async fn comprehend_transient_failures_are_requeued_and_no_document_is_billed_tw
     assert_eq!(
         lake.ids().await,
         want,
-        "each scored record once in the lake"
+        "each scored record once in the lake, in its message's one object"
     );
-    assert!(drain_queue(&sqs, &work).await.is_empty());
 }
 
 /// An in-memory lake for the deadline test (no network, so the clock can be paused).

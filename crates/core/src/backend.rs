@@ -87,6 +87,45 @@ pub trait WorkQueue: Send + Sync {
     async fn release(&self, delivery: &Delivery, reason: &str) -> Result<(), BackendError>;
 }
 
+/// Where packed messages are kept, durably, between being packed and being
+/// known to be sent: the unit of exactly-once on the producer side.
+///
+/// A version is sent in exactly one message body, ever. Packing depends on
+/// the order records arrive in and on what else is in the source, both of
+/// which change between a failed attempt and its retry; so a message is
+/// staged here *before* it is sent, and an attempt that follows a failure
+/// first re-sends what is staged, verbatim (same body, same content id),
+/// and treats the versions inside as already sent instead of packing them
+/// again. Staged messages are dropped only once the versions they hold are
+/// in the durable record of what was sent (the ledger or the lake's state).
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Make `messages` durable. Returns only once a crash can no longer lose
+    /// them; an `Err` means they must not be sent.
+    async fn stage(&self, messages: &[OutgoingMessage]) -> Result<(), BackendError>;
+    /// The queue accepted `messages`: a retry need not send them again (it
+    /// still must not pack their versions again). Failing to record this is
+    /// not fatal: the retry then re-sends the same bodies, which the
+    /// consumer recognises by content id.
+    async fn sent(&self, messages: &[OutgoingMessage]) -> Result<(), BackendError>;
+}
+
+/// No outbox: for queues whose messages do not outlive the process that
+/// packed them (tests of the pipeline steps, a queue rebuilt on every run).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutbox;
+
+#[async_trait]
+impl Outbox for NoOutbox {
+    async fn stage(&self, _messages: &[OutgoingMessage]) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn sent(&self, _messages: &[OutgoingMessage]) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
 /// What a send did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SendReport {
@@ -152,6 +191,25 @@ pub trait Catalog: Send + Sync {
     /// here, atomically, once per content id.
     async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
         self.add_partitions(&commit.partitions()).await
+    }
+    /// Whether the message `content_id` is already part of the table, asked
+    /// before anything of it is scored or written. A table format with
+    /// commits (Delta) answers from its transactions, so a redelivery after
+    /// a lost acknowledgement is neither billed nor written again; a Hive
+    /// layout answers `false` (a redelivery rewrites its own objects with the
+    /// same rows).
+    async fn is_committed(&self, _content_id: &str) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+    /// The key, relative to the table root, of the object a message writes
+    /// for partition `dt`. A Hive layout uses one key per content id
+    /// ([`crate::output::object_key`]), so a redelivery overwrites its own
+    /// object instead of adding a second. A table format whose committed
+    /// versions reference objects by path and size (Delta) must never see a
+    /// referenced object rewritten: it gives every attempt a key of its own,
+    /// and a losing attempt's object, never committed, is left to vacuum.
+    fn object_key(&self, dt: NaiveDate, content_id: &str) -> String {
+        crate::output::object_key(dt, content_id)
     }
 }
 

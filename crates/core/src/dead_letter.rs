@@ -128,7 +128,6 @@ impl Triage {
 mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    use std::time::Duration;
 
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float64Type;
@@ -137,7 +136,7 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
-    use crate::backend::{Catalog, Delivery, ObjectSink, SendReport, WorkQueue};
+    use crate::backend::{Catalog, ObjectSink, TableCommit};
     use crate::pipeline::{ConsumeError, ConsumeOptions, Consumer, Routes, ScoreMemo};
     use crate::sentiment::{Document, Engine, Label, SentimentAnalyzer};
 
@@ -201,11 +200,13 @@ mod tests {
         }
     }
 
+    /// A sink, dead-letter place and table with commits: a content id
+    /// committed once is reported committed from then on.
     #[derive(Default)]
     struct Memory {
         objects: Mutex<Vec<(String, Bytes)>>,
         letters: Mutex<Vec<DeadLetterMessage>>,
-        sent: Mutex<Vec<OutgoingMessage>>,
+        committed: Mutex<Vec<String>>,
         fail_letters: bool,
         /// Fail this many dead-letter puts before accepting them.
         fail_first_letters: std::sync::atomic::AtomicUsize,
@@ -230,6 +231,21 @@ mod tests {
         async fn add_partitions(&self, _: &[NaiveDate]) -> Result<(), BackendError> {
             Ok(())
         }
+        async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
+            self.committed
+                .lock()
+                .unwrap()
+                .push(commit.content_id.to_owned());
+            Ok(())
+        }
+        async fn is_committed(&self, content_id: &str) -> Result<bool, BackendError> {
+            Ok(self
+                .committed
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|c| c == content_id))
+        }
     }
 
     #[async_trait]
@@ -248,26 +264,6 @@ mod tests {
             }
             self.letters.lock().unwrap().push(letter.clone());
             Ok(())
-        }
-    }
-
-    #[async_trait]
-    impl WorkQueue for Memory {
-        async fn send(&self, m: &[OutgoingMessage]) -> Result<SendReport, BackendError> {
-            self.sent.lock().unwrap().extend_from_slice(m);
-            Ok(SendReport {
-                messages: m.len(),
-                calls: 1,
-            })
-        }
-        async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, BackendError> {
-            unreachable!()
-        }
-        async fn ack(&self, _: &Delivery) -> Result<(), BackendError> {
-            unreachable!()
-        }
-        async fn release(&self, _: &Delivery, _: &str) -> Result<(), BackendError> {
-            unreachable!()
         }
     }
 
@@ -308,7 +304,6 @@ mod tests {
     fn routes(mem: &Memory) -> Routes<'_> {
         Routes {
             dead_letters: Some(mem),
-            requeue: Some(mem),
             receive_count: 1,
             memo: None,
         }
@@ -364,7 +359,6 @@ mod tests {
             out.dead_letter_content_id.as_deref(),
             Some(dl.message.content_id.as_str())
         );
-        assert!(mem.sent.lock().unwrap().is_empty(), "nothing re-enqueued");
         let seen = analyzer.seen.lock().unwrap();
         assert_eq!(seen.len(), 5);
         assert!(
@@ -374,7 +368,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn transient_failures_are_requeued_alone_and_no_document_is_billed_twice() {
+    async fn transient_failures_fail_the_message_whole_and_its_redelivery_bills_only_them() {
         let body = build_message(vec![
             rec("a", "good"),
             rec("b", "FLAKY"),
@@ -386,31 +380,26 @@ mod tests {
         analyzer
             .flaky
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let out = consumer(&analyzer, &mem)
-            .consume_routed("m-1", &body, routes(&mem))
-            .await
-            .unwrap();
-        assert_eq!(out.records, 2);
-        assert_eq!(out.deferred, ["b", "d"]);
-        let again = mem.sent.lock().unwrap().clone();
-        assert_eq!(again.len(), 1);
-        let ids: Vec<String> = crate::decode_message(&again[0].body)
-            .unwrap()
-            .records
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(ids, ["b", "d"], "only the failed records go round again");
-        // The new message is delivered later, when the analyzer has recovered.
+        let memo = ScoreMemo::new(4);
+        let routes = Routes {
+            memo: Some(&memo),
+            ..routes(&mem)
+        };
+        let c = consumer(&analyzer, &mem);
+        let err = c.consume_routed("m-1", &body, routes).await.unwrap_err();
+        assert_eq!(err.retry(), Retry::Retryable);
+        assert!(err.to_string().contains("record b"), "{err}");
+        assert!(
+            mem.objects.lock().unwrap().is_empty(),
+            "nothing of a failing message lands: its redelivery lands it whole"
+        );
+        assert_eq!(memo.len(), 1, "scores kept for the redelivery");
+        // Redelivered (same body, same content id) once the analyzer recovered.
         analyzer
             .flaky
             .store(false, std::sync::atomic::Ordering::SeqCst);
-        let out2 = consumer(&analyzer, &mem)
-            .consume_routed("m-2", &again[0].body, routes(&mem))
-            .await
-            .unwrap();
-        assert_eq!((out2.records, out2.deferred.len()), (2, 0));
-        assert_ne!(out.objects[0].0, out2.objects[0].0, "own object keys");
+        let out = c.consume_routed("m-1", &body, routes).await.unwrap();
+        assert_eq!(out.records, 4);
         assert_eq!(
             rows(&mem),
             [
@@ -418,7 +407,8 @@ mod tests {
                 ("b".to_string(), 0.125),
                 ("c".to_string(), 0.125),
                 ("d".to_string(), 0.75)
-            ]
+            ],
+            "every record once, in the one object of its message"
         );
         let seen = analyzer.seen.lock().unwrap();
         assert_eq!(
@@ -426,6 +416,32 @@ mod tests {
             (1, 2, 1, 2),
             "the good ones are not analysed again; the failed ones once more"
         );
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_of_a_committed_message_is_neither_scored_nor_written_nor_dead_lettered_again(
+    ) {
+        let body = build_message(vec![rec("a", "good"), rec("b", "REFUSE"), rec("c", "meh")]).body;
+        let (analyzer, mem) = (Scripted::default(), Memory::default());
+        let c = consumer(&analyzer, &mem);
+        let first = c.consume_routed("m-1", &body, routes(&mem)).await.unwrap();
+        assert!(!first.already_committed);
+        assert_eq!((first.records, first.refused.len()), (2, 1));
+        // The acknowledgement was lost: the same body comes back.
+        let again = c.consume_routed("m-1", &body, routes(&mem)).await.unwrap();
+        assert!(again.already_committed, "the table's answer was used");
+        assert_eq!((again.records, again.objects.len()), (0, 0));
+        assert_eq!(mem.objects.lock().unwrap().len(), 1, "no object rewritten");
+        assert_eq!(
+            mem.letters.lock().unwrap().len(),
+            1,
+            "no second dead letter"
+        );
+        assert!(
+            analyzer.seen.lock().unwrap().values().all(|&n| n == 1),
+            "nothing billed twice"
+        );
+        assert_eq!(mem.committed.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -441,10 +457,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.retry(), Retry::Retryable);
         assert!(mem.objects.lock().unwrap().is_empty());
-        assert!(
-            mem.sent.lock().unwrap().is_empty(),
-            "redelivery keeps its content id"
-        );
+        assert!(mem.committed.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -472,16 +485,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_redelivery_after_a_failed_dead_letter_is_not_billed_again_in_the_same_container() {
-        let body = build_message(vec![
-            rec("a", "good"),
-            rec("b", "REFUSE"),
-            rec("c", "FLAKY"),
-        ])
-        .body;
+        let body = build_message(vec![rec("a", "good"), rec("b", "REFUSE"), rec("c", "meh")]).body;
         let (analyzer, mem) = (Scripted::default(), Memory::default());
-        analyzer
-            .flaky
-            .store(true, std::sync::atomic::Ordering::SeqCst);
         mem.fail_first_letters
             .store(1, std::sync::atomic::Ordering::SeqCst);
         let memo = ScoreMemo::new(4);
@@ -492,36 +497,25 @@ mod tests {
         let c = consumer(&analyzer, &mem);
         let err = c.consume_routed("m-1", &body, routes).await.unwrap_err();
         assert!(matches!(err, ConsumeError::DeadLetter { .. }), "{err}");
-        assert_eq!(memo.len(), 1, "scores kept for the redelivery");
-        // Redelivered (same body): the dead-letter queue is back, and so is
-        // the analyzer for the document that failed transiently.
-        analyzer
-            .flaky
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        let out = c.consume_routed("m-1", &body, routes).await.unwrap();
-        assert_eq!(
-            (out.records, out.refused.len(), out.deferred.len()),
-            (2, 1, 0)
+        assert!(
+            mem.objects.lock().unwrap().is_empty(),
+            "the dead letter goes first: nothing is committed that still owes one"
         );
+        assert_eq!(memo.len(), 1, "scores kept for the redelivery");
+        let out = c.consume_routed("m-1", &body, routes).await.unwrap();
+        assert_eq!((out.records, out.refused.len()), (2, 1));
         let seen = analyzer.seen.lock().unwrap();
         assert_eq!(
             (seen["a"], seen["b"], seen["c"]),
-            (1, 1, 2),
-            "scored and refused documents are not sent again; the transient one is"
+            (1, 1, 1),
+            "scored and refused documents are not sent again"
         );
         assert!(memo.is_empty(), "used up");
         assert_eq!(mem.letters.lock().unwrap().len(), 1);
-        let objects = mem.objects.lock().unwrap();
-        assert_eq!(objects.len(), 2);
-        assert_eq!(
-            objects[0].0, objects[1].0,
-            "the redelivery rewrites its own object"
-        );
-        drop(objects);
+        assert_eq!(mem.objects.lock().unwrap().len(), 1);
         assert_eq!(
             rows(&mem).iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-            ["a", "a", "c"],
-            "first write (a), then its replacement (a, c)"
+            ["a", "c"]
         );
     }
 

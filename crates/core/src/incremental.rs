@@ -215,8 +215,16 @@ pub struct LedgerFilter {
     /// producers observe next: each text is hashed once. `observe` uses it only
     /// for the same record (address, times and lengths), else hashes again.
     last: Option<(RecordMark, Fingerprint)>,
+    /// Records in `[guard_from, floor)` whose version is not in the ledger
+    /// are late writes the window would miss: counted and sent.
+    guard_from: Option<DateTime<Utc>>,
+    /// Versions in messages staged by an earlier attempt (re-sent verbatim,
+    /// never packed again, whatever `rescore` says).
+    staged: std::collections::HashSet<Fingerprint>,
     before_floor: u64,
+    behind_floor: u64,
     already_sent: u64,
+    staged_skipped: u64,
     clock_skewed: u64,
 }
 
@@ -225,8 +233,17 @@ pub struct LedgerFilter {
 pub struct FilterCounts {
     /// Records updated before the floor (outside the window).
     pub before_floor: u64,
+    /// Records updated up to one lookback before the floor whose version was
+    /// never sent: written late, behind the window (a writer's clock behind,
+    /// an import keeping old times). Sent, counted and alarmed: a sign the
+    /// lookback is too short for the writers, since older ones than these
+    /// are outside every window.
+    pub behind_floor: u64,
     /// Records whose version was in the ledger.
     pub already_sent: u64,
+    /// Records whose version is in a message an earlier attempt staged (sent
+    /// again verbatim, not packed again).
+    pub staged: u64,
     /// Records sent with an `updated_at` after the clock's now (a writer
     /// whose clock is ahead). Sent once, counted once.
     pub clock_skewed: u64,
@@ -250,9 +267,39 @@ impl LedgerFilter {
             keep_from,
             clock: &crate::clock::SYSTEM_CLOCK,
             last: None,
+            guard_from: None,
+            staged: Default::default(),
             before_floor: 0,
+            behind_floor: 0,
             already_sent: 0,
+            staged_skipped: 0,
             clock_skewed: 0,
+        }
+    }
+
+    /// Also look one band below the floor, from `guard_from`, where the
+    /// ledger still holds every version sent: a record there whose version
+    /// is not in it was written behind the window, and is sent and counted
+    /// ([`FilterCounts::behind_floor`]) instead of being silently missed.
+    pub fn with_guard(mut self, guard_from: Option<DateTime<Utc>>) -> Self {
+        self.guard_from = guard_from.filter(|g| self.floor.is_some_and(|f| *g < f));
+        self
+    }
+
+    /// The earliest `updated_at` this filter wants to see: the guard band's
+    /// start, else the floor.
+    pub fn reads_from(&self) -> Option<DateTime<Utc>> {
+        self.guard_from.or(self.floor)
+    }
+
+    /// A version inside a message an earlier attempt staged: it is re-sent
+    /// in that body, so it is never packed again (even by a backfill), and
+    /// it is recorded as sent.
+    pub fn mark_staged(&mut self, r: &SourceRecord) {
+        let fp = fingerprint(r);
+        self.staged.insert(fp);
+        if self.keep_from.is_none_or(|k| r.updated_at >= k) {
+            self.ledger.insert(fp, r.updated_at);
         }
     }
 
@@ -266,7 +313,9 @@ impl LedgerFilter {
     pub fn counts(&self) -> FilterCounts {
         FilterCounts {
             before_floor: self.before_floor,
+            behind_floor: self.behind_floor,
             already_sent: self.already_sent,
+            staged: self.staged_skipped,
             clock_skewed: self.clock_skewed,
         }
     }
@@ -284,14 +333,22 @@ impl LedgerFilter {
 
 impl ChangeFilter for LedgerFilter {
     fn is_new(&mut self, r: &SourceRecord) -> bool {
-        if self.floor.is_some_and(|f| r.updated_at < f) {
+        let behind = self.floor.is_some_and(|f| r.updated_at < f);
+        if behind && !self.guard_from.is_some_and(|g| r.updated_at >= g) {
             self.before_floor += 1;
             return false;
         }
         let fp = fingerprint(r);
-        if !self.rescore && self.ledger.contains(&fp) {
+        if self.staged.contains(&fp) {
+            self.staged_skipped += 1;
+            return false;
+        }
+        if (!self.rescore || behind) && self.ledger.contains(&fp) {
             self.already_sent += 1;
             return false;
+        }
+        if behind {
+            self.behind_floor += 1;
         }
         self.last = Some((RecordMark::of(r), fp));
         true
@@ -380,9 +437,58 @@ mod tests {
             FilterCounts {
                 before_floor: 1,
                 already_sent: 2,
-                clock_skewed: 1
+                clock_skewed: 1,
+                ..FilterCounts::default()
             }
         );
+    }
+
+    #[test]
+    fn a_late_write_in_the_guard_band_is_sent_and_counted_and_older_ones_only_counted() {
+        let floor = ago(3600);
+        let sent_long_ago = rec("old", "sent by an earlier run", ago(5000));
+        let mut ledger = Ledger::new();
+        ledger.insert(fingerprint(&sent_long_ago), sent_long_ago.updated_at);
+        let mut f = LedgerFilter::new(ledger, Some(floor), false, Some(ago(7200)))
+            .with_guard(Some(ago(7200)));
+        assert_eq!(f.reads_from(), Some(ago(7200)));
+        assert!(!f.is_new(&sent_long_ago), "in the band and in the ledger");
+        let late = rec("late", "written now, dated 90 minutes ago", ago(5400));
+        assert!(f.is_new(&late), "in the band, never sent: sent now");
+        f.observe(&late);
+        assert!(!f.is_new(&late), "and only once");
+        assert!(!f.is_new(&rec("older", "x", ago(9000))), "beyond the band");
+        assert_eq!(
+            f.counts(),
+            FilterCounts {
+                before_floor: 1,
+                behind_floor: 1,
+                already_sent: 2,
+                ..FilterCounts::default()
+            }
+        );
+        // No guard band where the ledger cannot tell (above the floor only).
+        let f =
+            LedgerFilter::new(Ledger::new(), Some(floor), false, None).with_guard(Some(ago(60)));
+        assert_eq!(f.reads_from(), Some(floor));
+    }
+
+    #[test]
+    fn staged_versions_are_never_packed_again_even_by_a_backfill() {
+        let r = rec(
+            "a/../b c",
+            "in a message an earlier attempt staged",
+            ago(30),
+        );
+        let edited = rec("a/../b c", "edited after the failure", ago(5));
+        for rescore in [false, true] {
+            let mut f = LedgerFilter::new(Ledger::new(), None, rescore, Some(ago(3600)));
+            f.mark_staged(&r);
+            assert!(!f.is_new(&r), "rescore={rescore}");
+            assert!(f.is_new(&edited), "a new version is new");
+            assert_eq!(f.counts().staged, 1);
+            assert!(f.ledger().contains(&fingerprint(&r)), "recorded as sent");
+        }
     }
 
     #[test]

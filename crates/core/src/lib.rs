@@ -25,8 +25,8 @@ pub mod views;
 pub mod window;
 
 pub use backend::{
-    Catalog, Delivery, ObjectSink, QueryEngine, RecordSource, Rejection, SendReport, SourceItem,
-    TableCommit, WorkQueue, WrittenFile,
+    Catalog, Delivery, NoOutbox, ObjectSink, Outbox, QueryEngine, RecordSource, Rejection,
+    SendReport, SourceItem, TableCommit, WorkQueue, WrittenFile,
 };
 pub use batch::{consume_batch, BatchMessage, MessageResult};
 pub use clock::{Clock, FixedClock, SystemClock, SYSTEM_CLOCK};
@@ -43,4 +43,4 @@ pub use record::{FieldMap, SourceRecord};
 pub use retry::RetryPolicy;
 pub use sentiment::{Document, Engine, Label, SentimentAnalyzer, SentimentScore};
 pub use vader::VaderAnalyzer;
-pub use window::{complete_run, RunKind, RunWindow};
+pub use window::{complete_run, Completed, RunKind, RunWindow};

@@ -10,13 +10,14 @@ use thiserror::Error;
 use tracing::{debug, warn};
 
 use crate::backend::{
-    Catalog, ObjectSink, RecordSource, Rejection, SourceItem, TableCommit, WorkQueue, WrittenFile,
+    Catalog, ObjectSink, Outbox, RecordSource, Rejection, SourceItem, TableCommit, WorkQueue,
+    WrittenFile,
 };
 use crate::clock::Clock;
 use crate::dead_letter::{DeadLetterMessage, DeadLetterSink, Triage};
 use crate::error::{AnalyzeError, BackendError, EncodeError, MessageError, Retry};
-use crate::message::{build_message, decode_message, OutgoingMessage, Packer};
-use crate::output::{encode_parquet, group_by_partition, object_key, to_record_batch, Codec};
+use crate::message::{decode_message, OutgoingMessage, Packer};
+use crate::output::{encode_parquet, group_by_partition, to_record_batch, Codec};
 use crate::record::SourceRecord;
 use crate::sentiment::{Document, SentimentAnalyzer, SentimentScore};
 
@@ -51,15 +52,20 @@ pub struct ProduceStats {
 /// `incremental::LedgerFilter` on AWS, the lake's state locally). `on_reject`
 /// sees every rejected item (to log and keep it); the run continues past
 /// them. `send_batch` is the number of messages per send call (10 for SQS).
+/// Every message is staged in `outbox` before it is sent and marked sent
+/// after (see [`Outbox`]): what a failed run sent, or was about to, is
+/// re-sent verbatim by the next attempt instead of being packed again.
 pub async fn produce_with(
     source: &mut dyn RecordSource,
     queue: &dyn WorkQueue,
+    outbox: &dyn Outbox,
     packer: &mut Packer,
     filter: &mut dyn ChangeFilter,
     send_batch: usize,
     mut on_reject: impl FnMut(&Rejection) + Send,
 ) -> Result<ProduceStats, ProduceError> {
     let mut stats = ProduceStats::default();
+    let staging = outbox;
     let mut outbox: Vec<OutgoingMessage> = Vec::with_capacity(send_batch);
     while let Some(chunk) = source.next_chunk().await.map_err(ProduceError::Source)? {
         for item in chunk {
@@ -97,7 +103,7 @@ pub async fn produce_with(
                         }
                     }
                     if outbox.len() >= send_batch {
-                        flush(queue, &mut outbox, &mut stats).await?;
+                        flush(queue, staging, &mut outbox, &mut stats).await?;
                     }
                 }
             }
@@ -106,22 +112,27 @@ pub async fn produce_with(
     while let Some(m) = packer.flush() {
         outbox.push(m);
         if outbox.len() >= send_batch {
-            flush(queue, &mut outbox, &mut stats).await?;
+            flush(queue, staging, &mut outbox, &mut stats).await?;
         }
     }
-    flush(queue, &mut outbox, &mut stats).await?;
+    flush(queue, staging, &mut outbox, &mut stats).await?;
     Ok(stats)
 }
 
 async fn flush(
     queue: &dyn WorkQueue,
+    staging: &dyn Outbox,
     outbox: &mut Vec<OutgoingMessage>,
     stats: &mut ProduceStats,
 ) -> Result<(), ProduceError> {
     if outbox.is_empty() {
         return Ok(());
     }
+    staging.stage(outbox).await.map_err(ProduceError::Outbox)?;
     let report = queue.send(outbox).await.map_err(ProduceError::Queue)?;
+    if let Err(e) = staging.sent(outbox).await {
+        warn!(message = "Could not mark staged messages as sent; a retry sends the same bodies again (same content ids).", messages = outbox.len(), error = %e);
+    }
     stats.messages += outbox.len() as u64;
     stats.sent_records += outbox.iter().map(|m| m.record_count as u64).sum::<u64>();
     stats.send_calls += report.calls as u64;
@@ -138,6 +149,18 @@ pub enum ProduceError {
     /// Messages could not be sent.
     #[error("sending to the queue: {0}")]
     Queue(#[source] BackendError),
+    /// Messages could not be staged before sending (none of them was sent).
+    #[error("staging messages in the outbox: {0}")]
+    Outbox(#[source] BackendError),
+}
+
+impl ProduceError {
+    /// The backend error behind it.
+    pub fn backend(&self) -> &BackendError {
+        match self {
+            ProduceError::Source(b) | ProduceError::Queue(b) | ProduceError::Outbox(b) => b,
+        }
+    }
 }
 
 /// Why one message could not be consumed.
@@ -242,11 +265,9 @@ pub struct MessageOutcome {
     pub refused: Vec<(String, String)>,
     /// Content id of that dead-letter message, when there was one.
     pub dead_letter_content_id: Option<String>,
-    /// Ids of records that failed transiently and were re-enqueued as a new
-    /// message of only those records.
-    pub deferred: Vec<String>,
-    /// Content id of that re-enqueued message, when there was one.
-    pub deferred_content_id: Option<String>,
+    /// The table already held this message (a redelivery after its commit):
+    /// nothing was scored, written or routed again.
+    pub already_committed: bool,
 }
 
 /// Settings of the consume step.
@@ -286,22 +307,18 @@ pub struct Consumer<'a> {
 /// * `dead_letters`: records refused permanently. Without one, a refusal
 ///   fails the whole message (permanently), as the queue's own redrive
 ///   policy then dead-letters it whole.
-/// * `requeue`: records that failed transiently after the analyzer's own
-///   retries. Re-enqueuing only those, as a new message, is the design
-///   chosen so that the scored records of the message are not billed again:
-///   the message succeeds with what was scored, and the new message carries
-///   just the rest (a new content id, hence its own object keys; the
-///   original message's objects hold only what was scored in it, so nothing
-///   is written twice). When *nothing* was scored or refused the message
-///   simply fails and is redelivered: nothing was billed, and a redelivery
-///   keeps its content id. Without a `requeue`, any transient failure fails
-///   the message (right for a free engine such as VADER).
+/// * Records that failed transiently (after the analyzer's own retries) fail
+///   the whole message, which is redelivered with its content id. Nothing of
+///   it is written, so a record cannot land once from this delivery and again
+///   from another: splitting the message (land what was scored, re-enqueue
+///   the rest as a new message) would let a redelivery of the original after
+///   a lost acknowledgement land the same records a second time, under
+///   another content id. The scores are kept in [`Routes::memo`], so a
+///   redelivery to the same container bills only the documents that failed.
 #[derive(Clone, Copy, Default)]
 pub struct Routes<'a> {
     /// Dead-letter place for refused records.
     pub dead_letters: Option<&'a dyn DeadLetterSink>,
-    /// Work queue for records that failed transiently.
-    pub requeue: Option<&'a dyn WorkQueue>,
     /// How many times the message has been received (recorded in dead letters).
     pub receive_count: u32,
     /// Where scores are kept when writing or routing fails after scoring.
@@ -322,12 +339,16 @@ impl Consumer<'_> {
     }
 
     /// Decode, score, encode, write and register one message; route refused
-    /// and transiently failed records as [`Routes`] says. Idempotent: the
-    /// same message always writes the same keys. Every document is handed
-    /// to the analyzer once per call, so none is billed twice in one
-    /// delivery. Order: the lake first, then the dead letter, then the
-    /// requeue. If writing or a route fails, the message fails as a whole
-    /// (nothing is lost; its redelivery rewrites the same objects). Its
+    /// records as [`Routes`] says. Idempotent per content id: a message the
+    /// table already holds is acknowledged without being scored or written
+    /// again ([`Catalog::is_committed`]); otherwise the same message writes
+    /// the same rows, at keys the table chooses ([`Catalog::object_key`]).
+    /// Every document is handed to the analyzer once per call, so none is
+    /// billed twice in one delivery. Order: the dead letter first, then the
+    /// lake, so that once a message is committed everything it owed is done
+    /// (a redelivery that finds it committed has nothing left to do). If a
+    /// route or writing fails, or a record failed transiently, the message
+    /// fails as a whole (nothing is lost; its redelivery does it again). Its
     /// scores are then kept in [`Routes::memo`], so a redelivery to the
     /// same container is not billed again; a redelivery to another
     /// container scores again, bounded by the queue's maximum receive count.
@@ -341,6 +362,26 @@ impl Consumer<'_> {
             message_id: message_id.to_owned(),
             source,
         })?;
+        let committed = self
+            .catalog
+            .is_committed(&msg.content_id)
+            .await
+            .map_err(|source| ConsumeError::Storage {
+                message_id: message_id.to_owned(),
+                source,
+            })?;
+        if committed {
+            debug!(message = "message already committed; acknowledged without scoring or writing", message_id, content_id = %msg.content_id);
+            return Ok(MessageOutcome {
+                content_id: msg.content_id,
+                records: 0,
+                objects: Vec::new(),
+                partitions: Vec::new(),
+                refused: Vec::new(),
+                dead_letter_content_id: None,
+                already_committed: true,
+            });
+        }
         let remembered = routes.memo.and_then(|m| m.take(&msg.content_id));
         let results = self.score(message_id, &msg.records, remembered).await?;
         let content_id = msg.content_id.clone();
@@ -386,74 +427,21 @@ impl Consumer<'_> {
                 source: e.clone(),
             });
         }
-        let nothing_done = scored.is_empty() && refused.is_empty();
-        if let Some((record, e)) = deferred
-            .first()
-            .filter(|_| routes.requeue.is_none() || nothing_done)
-        {
+        if let Some((record, e)) = deferred.first() {
             return Err(ConsumeError::Analyze {
                 message_id: message_id.to_owned(),
                 record_id: record.id.clone(),
                 source: e.clone(),
             });
         }
-        let records = scored.len();
-        let mut objects = Vec::new();
-        let mut partitions = Vec::new();
-        let mut written = Vec::new();
-        for (dt, rows) in group_by_partition(scored) {
-            let batch = to_record_batch(&rows, self.options.include_text).map_err(|source| {
-                ConsumeError::Encode {
-                    message_id: message_id.to_owned(),
-                    source,
-                }
-            })?;
-            let bytes = encode_parquet(&batch, self.options.codec).map_err(|source| {
-                ConsumeError::Encode {
-                    message_id: message_id.to_owned(),
-                    source,
-                }
-            })?;
-            let key = object_key(dt, &content_id);
-            let size = bytes.len();
-            self.sink
-                .put(&key, bytes.clone())
-                .await
-                .map_err(|source| ConsumeError::Storage {
-                    message_id: message_id.to_owned(),
-                    source,
-                })?;
-            debug!(message = "wrote object", location = %self.sink.location(&key), rows = rows.len(), bytes = size);
-            written.push(WrittenFile {
-                key: key.clone(),
-                dt,
-                body: bytes,
-            });
-            objects.push((key, size));
-            partitions.push(dt);
-        }
-        if !written.is_empty() {
-            let commit = TableCommit {
-                content_id: &content_id,
-                files: &written,
-            };
-            self.catalog
-                .commit(&commit)
-                .await
-                .map_err(|source| ConsumeError::Storage {
-                    message_id: message_id.to_owned(),
-                    source,
-                })?;
-        }
         let mut outcome = MessageOutcome {
             content_id,
-            records,
-            objects,
-            partitions,
+            records: scored.len(),
+            objects: Vec::new(),
+            partitions: Vec::new(),
             refused: Vec::new(),
             dead_letter_content_id: None,
-            deferred: Vec::new(),
-            deferred_content_id: None,
+            already_committed: false,
         };
         if let (Some(sink), false) = (routes.dead_letters, refused.is_empty()) {
             let letter = DeadLetterMessage::new(
@@ -472,21 +460,50 @@ impl Consumer<'_> {
             outcome.dead_letter_content_id = Some(letter.message.content_id.clone());
             outcome.refused = letter.reasons;
         }
-        if let (Some(queue), false) = (routes.requeue, deferred.is_empty()) {
-            let (records, errors): (Vec<SourceRecord>, Vec<AnalyzeError>) =
-                deferred.into_iter().unzip();
-            let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-            let again = build_message(records);
-            warn!(message = "Records failed transiently; re-enqueued as a new message of only them.", message_id, records = ids.len(), new_content_id = %again.content_id, error = %errors[0]);
-            queue
-                .send(std::slice::from_ref(&again))
+        let mut written = Vec::new();
+        for (dt, rows) in group_by_partition(scored) {
+            let batch = to_record_batch(&rows, self.options.include_text).map_err(|source| {
+                ConsumeError::Encode {
+                    message_id: message_id.to_owned(),
+                    source,
+                }
+            })?;
+            let bytes = encode_parquet(&batch, self.options.codec).map_err(|source| {
+                ConsumeError::Encode {
+                    message_id: message_id.to_owned(),
+                    source,
+                }
+            })?;
+            let key = self.catalog.object_key(dt, &outcome.content_id);
+            let size = bytes.len();
+            self.sink
+                .put(&key, bytes.clone())
                 .await
-                .map_err(|source| ConsumeError::Requeue {
+                .map_err(|source| ConsumeError::Storage {
                     message_id: message_id.to_owned(),
                     source,
                 })?;
-            outcome.deferred_content_id = Some(again.content_id);
-            outcome.deferred = ids;
+            debug!(message = "wrote object", location = %self.sink.location(&key), rows = rows.len(), bytes = size);
+            written.push(WrittenFile {
+                key: key.clone(),
+                dt,
+                body: bytes,
+            });
+            outcome.objects.push((key, size));
+            outcome.partitions.push(dt);
+        }
+        if !written.is_empty() {
+            let commit = TableCommit {
+                content_id: &outcome.content_id,
+                files: &written,
+            };
+            self.catalog
+                .commit(&commit)
+                .await
+                .map_err(|source| ConsumeError::Storage {
+                    message_id: message_id.to_owned(),
+                    source,
+                })?;
         }
         Ok(outcome)
     }

@@ -25,61 +25,150 @@ pub enum RunKind {
 /// The window of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunWindow {
-    /// The earliest `updated_at` read (`None`: everything).
+    /// The earliest `updated_at` of the window proper (`None`: everything).
     pub floor: Option<DateTime<Utc>>,
+    /// Where the run also looks below the floor for late writes the ledger
+    /// shows were never sent (an incremental run, where the ledger covers
+    /// that band): see `LedgerFilter::with_guard`.
+    pub guard_from: Option<DateTime<Utc>>,
     /// Send versions the ledger already holds (a backfill re-scores on purpose).
     pub rescore: bool,
     /// Versions sent are kept in the ledger when updated at or after this
-    /// (older ones fall out of every later window).
+    /// (older ones fall out of every later window and guard band).
     pub keep_from: Option<DateTime<Utc>>,
+    /// Whether completing the run moves the watermark to its start. A
+    /// `since` backfill that starts above the incremental floor did not read
+    /// what was updated between that floor and its instant: moving the
+    /// watermark would put those records behind every later window.
+    pub advances: bool,
 }
 
 impl RunWindow {
     /// A new run of `kind` starting at `started_at`, with the stored
-    /// `watermark` and `lookback`.
+    /// `watermark`, the instant from which the stored ledger holds every
+    /// version sent (`ledger_from`, `None` for state written before it was
+    /// kept) and `lookback`.
     pub fn plan(
         kind: RunKind,
         watermark: Option<DateTime<Utc>>,
+        ledger_from: Option<DateTime<Utc>>,
         lookback: Duration,
         started_at: DateTime<Utc>,
     ) -> Self {
-        let floor = match kind {
-            RunKind::Incremental => scan_floor(watermark, lookback),
-            RunKind::Full => None,
-            RunKind::Since(since) => Some(since),
-        };
-        Self::resume(kind, floor, lookback, started_at)
+        let incremental_floor = scan_floor(watermark, lookback);
+        // The ledger keeps two lookbacks: the window and the guard band below it.
+        let keep = scan_floor(scan_floor(Some(started_at), lookback), lookback);
+        match kind {
+            RunKind::Incremental => Self {
+                floor: incremental_floor,
+                guard_from: match (incremental_floor, ledger_from) {
+                    (Some(f), Some(lf)) => {
+                        let band = scan_floor(Some(f), lookback).unwrap_or(f);
+                        Some(lf.max(band)).filter(|g| *g < f)
+                    }
+                    _ => None,
+                },
+                rescore: false,
+                keep_from: keep,
+                advances: true,
+            },
+            RunKind::Full => Self {
+                floor: None,
+                guard_from: None,
+                rescore: true,
+                keep_from: keep,
+                advances: true,
+            },
+            RunKind::Since(since) => {
+                let advances = incremental_floor.is_some_and(|f| since <= f);
+                Self {
+                    floor: Some(since),
+                    guard_from: None,
+                    rescore: true,
+                    // Not advancing: the next incremental run reads from the
+                    // old floor (and its guard band), so what this run sends
+                    // there must stay in the ledger.
+                    keep_from: if advances {
+                        keep
+                    } else {
+                        ledger_from
+                            .or(incremental_floor)
+                            .and_then(|l| keep.map(|k| k.min(l)))
+                    },
+                    advances,
+                }
+            }
+        }
     }
 
     /// A run resumed from a checkpoint: the floor it started with is kept
-    /// (the watermark may have been read before it), the rest follows.
-    pub fn resume(
-        kind: RunKind,
-        floor: Option<DateTime<Utc>>,
-        lookback: Duration,
-        started_at: DateTime<Utc>,
-    ) -> Self {
+    /// (the watermark may have been read before it), the rest is planned as
+    /// for a new run.
+    pub fn resume(self, floor: Option<DateTime<Utc>>) -> Self {
         Self {
             floor,
-            rescore: kind != RunKind::Incremental,
-            keep_from: scan_floor(Some(started_at), lookback),
+            guard_from: self.guard_from.filter(|g| floor.is_some_and(|f| *g < f)),
+            ..self
         }
+    }
+
+    /// The earliest `updated_at` the run reads: the guard band's start, else
+    /// the floor.
+    pub fn reads_from(&self) -> Option<DateTime<Utc>> {
+        self.guard_from.or(self.floor)
     }
 }
 
-/// Completing a run that started at `started_at`: the next watermark (never
-/// backwards from `previous`), and the ledger pruned to the versions a later
-/// window can still see. Returns the watermark and how many versions were
-/// pruned.
+/// What completing a run leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// The next watermark (never backwards; unchanged by a run that does not
+    /// advance it).
+    pub watermark: Option<DateTime<Utc>>,
+    /// From when the pruned ledger holds every version sent.
+    pub ledger_from: Option<DateTime<Utc>>,
+    /// Versions pruned.
+    pub pruned: usize,
+}
+
+/// Completing a run of `window` that started at `started_at`: the next
+/// watermark, and the ledger pruned to the versions a later window or guard
+/// band can still see. `previous_ledger_from` is the stored one.
 pub fn complete_run(
     previous: Option<DateTime<Utc>>,
+    previous_ledger_from: Option<DateTime<Utc>>,
+    window: &RunWindow,
     started_at: DateTime<Utc>,
     lookback: Duration,
     ledger: &mut Ledger,
-) -> (DateTime<Utc>, usize) {
+) -> Completed {
+    if !window.advances {
+        let pruned = previous_ledger_from.map_or(0, |f| ledger.prune(f));
+        return Completed {
+            watermark: previous,
+            ledger_from: previous_ledger_from,
+            pruned,
+        };
+    }
     let watermark = next_watermark(previous, started_at);
-    let pruned = scan_floor(Some(watermark), lookback).map_or(0, |f| ledger.prune(f));
-    (watermark, pruned)
+    let prune_at = scan_floor(scan_floor(Some(watermark), lookback), lookback);
+    let pruned = prune_at.map_or(0, |f| ledger.prune(f));
+    // Complete from where this run read (it loaded a ledger complete from
+    // there, or read everything) and from where it kept what it sent.
+    let read_from = if window.floor.is_none() {
+        window.keep_from
+    } else {
+        window.reads_from()
+    };
+    let ledger_from = match (read_from, prune_at) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    Completed {
+        watermark: Some(watermark),
+        ledger_from,
+        pruned,
+    }
 }
 
 #[cfg(test)]
@@ -99,29 +188,101 @@ mod tests {
     #[test]
     fn an_incremental_run_reads_from_the_watermark_minus_the_lookback_and_skips_the_ledger() {
         let at = clock();
-        let w = RunWindow::plan(RunKind::Incremental, Some(at(24)), HOUR, at(0));
+        let w = RunWindow::plan(
+            RunKind::Incremental,
+            Some(at(24)),
+            Some(at(26)),
+            HOUR,
+            at(0),
+        );
         assert_eq!(w.floor, Some(at(25)));
-        assert!(!w.rescore);
-        assert_eq!(w.keep_from, Some(at(1)));
-        let first = RunWindow::plan(RunKind::Incremental, None, HOUR, at(0));
-        assert_eq!(first.floor, None, "the first run reads everything");
+        assert_eq!(w.guard_from, Some(at(26)), "one lookback below the floor");
+        assert_eq!(w.reads_from(), Some(at(26)));
+        assert!(!w.rescore && w.advances);
+        assert_eq!(w.keep_from, Some(at(2)), "window and guard band");
+        let first = RunWindow::plan(RunKind::Incremental, None, None, HOUR, at(0));
+        assert_eq!(
+            (first.floor, first.guard_from),
+            (None, None),
+            "the first run reads everything"
+        );
+        // State written before the ledger's extent was kept: no guard band.
+        let old = RunWindow::plan(RunKind::Incremental, Some(at(24)), None, HOUR, at(0));
+        assert_eq!(old.guard_from, None);
+        // The ledger covers only part of the band: the band starts there.
+        let part = RunWindow::plan(
+            RunKind::Incremental,
+            Some(at(24)),
+            Some(at(25) - chrono::Duration::minutes(20)),
+            HOUR,
+            at(0),
+        );
+        assert_eq!(
+            part.guard_from,
+            Some(at(25) - chrono::Duration::minutes(20))
+        );
     }
 
     #[test]
-    fn backfills_ignore_the_watermark_and_rescore() {
+    fn backfills_rescore_and_a_late_since_does_not_move_the_watermark() {
         let at = clock();
-        let full = RunWindow::plan(RunKind::Full, Some(at(2)), HOUR, at(0));
-        assert_eq!((full.floor, full.rescore), (None, true));
-        let since = RunWindow::plan(RunKind::Since(at(48)), Some(at(2)), HOUR, at(0));
-        assert_eq!((since.floor, since.rescore), (Some(at(48)), true));
+        let full = RunWindow::plan(RunKind::Full, Some(at(2)), Some(at(4)), HOUR, at(0));
+        assert_eq!(
+            (full.floor, full.rescore, full.advances),
+            (None, true, true)
+        );
+        let early = RunWindow::plan(
+            RunKind::Since(at(48)),
+            Some(at(2)),
+            Some(at(4)),
+            HOUR,
+            at(0),
+        );
+        assert_eq!(
+            (early.floor, early.rescore, early.advances),
+            (Some(at(48)), true, true)
+        );
+        // Since an instant above the incremental floor (watermark 24 h ago,
+        // floor 25 h ago): what was updated 25 h to 10 h ago is not read, so
+        // the watermark must not move past it.
+        let late = RunWindow::plan(
+            RunKind::Since(at(10)),
+            Some(at(24)),
+            Some(at(26)),
+            HOUR,
+            at(0),
+        );
+        assert!(!late.advances);
+        assert_eq!(
+            late.keep_from,
+            Some(at(26)),
+            "what it sends stays in the ledger"
+        );
+        let mut ledger = Ledger::new();
+        let done = complete_run(Some(at(24)), Some(at(26)), &late, at(0), HOUR, &mut ledger);
+        assert_eq!(
+            (done.watermark, done.ledger_from),
+            (Some(at(24)), Some(at(26)))
+        );
+        // Before any incremental run, a since run sets no watermark.
+        let first = RunWindow::plan(RunKind::Since(at(10)), None, None, HOUR, at(0));
+        assert!(!first.advances);
+        assert_eq!(first.keep_from, None, "everything it sends is kept");
     }
 
     #[test]
     fn a_resumed_run_keeps_the_floor_it_started_with() {
         let at = clock();
-        let w = RunWindow::resume(RunKind::Incremental, Some(at(30)), HOUR, at(3));
+        let w = RunWindow::plan(
+            RunKind::Incremental,
+            Some(at(20)),
+            Some(at(40)),
+            HOUR,
+            at(3),
+        )
+        .resume(Some(at(30)));
         assert_eq!(w.floor, Some(at(30)));
-        assert_eq!(w.keep_from, Some(at(4)));
+        assert_eq!(w.keep_from, Some(at(5)));
     }
 
     #[test]
@@ -136,12 +297,18 @@ mod tests {
         };
         let mut ledger = Ledger::new();
         ledger.insert(fingerprint(&rec("old", at(5))), at(5));
+        ledger.insert(
+            fingerprint(&rec("band", at(1) - chrono::Duration::minutes(30))),
+            at(1),
+        );
         ledger.insert(fingerprint(&rec("new", at(0))), at(0));
-        let (w, pruned) = complete_run(Some(at(6)), at(0), HOUR, &mut ledger);
-        assert_eq!(w, at(0));
-        assert_eq!((pruned, ledger.len()), (1, 1));
+        let w = RunWindow::plan(RunKind::Incremental, Some(at(6)), Some(at(8)), HOUR, at(0));
+        let done = complete_run(Some(at(6)), Some(at(8)), &w, at(0), HOUR, &mut ledger);
+        assert_eq!(done.watermark, Some(at(0)));
+        assert_eq!((done.pruned, ledger.len()), (1, 2), "two lookbacks kept");
+        assert_eq!(done.ledger_from, Some(at(2)));
         // A run that started before the stored mark (the clock moved back).
-        let (w, _) = complete_run(Some(at(0)), at(2), HOUR, &mut ledger);
-        assert_eq!(w, at(0));
+        let done = complete_run(Some(at(0)), done.ledger_from, &w, at(2), HOUR, &mut ledger);
+        assert_eq!(done.watermark, Some(at(0)));
     }
 }

@@ -1,7 +1,8 @@
 //! Delta Lake as the lake's table format.
 //!
-//! The consumer writes each message's Parquet objects exactly as for the
-//! Hive layout (`dt=…/part-<content id>.parquet` under the table root); this
+//! The consumer writes each message's Parquet objects in the Hive layout
+//! under the table root, at a key of the attempt's own
+//! (`dt=…/part-<content id>-<attempt>.parquet`, see [`attempt_key`]); this
 //! crate then *commits* them: each message's files with an application
 //! transaction (`txn`) whose id is derived from the message's content id,
 //! one commit for the messages that finish together (a group commit). A
@@ -13,10 +14,13 @@
 //! `_delta_log/<version>.json` orders them and delta-rs retries the loser on
 //! the next version; there is no lock table.
 //!
-//! An object written but never committed (a crash between the two) is not
-//! part of the table: readers never see it, the message's redelivery
-//! rewrites the same key and commits it, and `vacuum` removes it if it is
-//! never committed.
+//! An object a committed version references is never written again: the
+//! consumer asks [`DeltaLake::is_committed`] before scoring (a redelivery
+//! after a lost acknowledgement does nothing), and two attempts racing past
+//! that check write different keys, of which only the winner's is committed.
+//! An object written but never committed (a crash between the two, or the
+//! losing attempt) is not part of the table: readers never see it, and
+//! `vacuum` removes it.
 //!
 //! With the `optimize` feature, [`maintain`] compacts partitions (one commit
 //! that removes the small files and adds the big ones, so a reader sees each
@@ -66,6 +70,19 @@ const COMMIT_ROUNDS: usize = 8;
 /// Retries delta-rs itself makes within one round when another commit took
 /// the version it wanted (blind appends rebase without conflict).
 const COMMIT_RETRIES: usize = 30;
+
+/// The key of one attempt's object for a message: the Hive layout's
+/// `dt=…/part-<content id>.parquet` with a random attempt suffix, so that no
+/// two attempts (a redelivery, two containers racing) ever write the same
+/// object, and an object a committed `add` references is never rewritten
+/// with other bytes, size or statistics.
+pub fn attempt_key(dt: NaiveDate, content_id: &str) -> String {
+    let attempt = uuid::Uuid::new_v4().simple();
+    format!(
+        "{}/part-{content_id}-{attempt}.parquet",
+        etl_core::output::partition_path(dt)
+    )
+}
 
 /// The application transaction id of a message: `etl-msg-<content id>`.
 pub fn app_id(content_id: &str) -> String {
@@ -549,6 +566,31 @@ impl DeltaLake {
         Some(index.contains(app_id))
     }
 
+    /// Whether the message `content_id` is committed in the table's latest
+    /// version (false when there is no table yet). Asked before a message is
+    /// scored, so a redelivery of a committed message costs one log read.
+    pub async fn is_committed(&self, content_id: &str) -> Result<bool, BackendError> {
+        let mut guard = self.table.lock().await;
+        if guard.is_none() {
+            if !self.exists().await? {
+                return Ok(false);
+            }
+            *guard = Some(self.open().await?);
+        }
+        let table = guard.as_mut().expect("loaded just above");
+        table
+            .update_state()
+            .await
+            .map_err(|e| delta_error("refresh table", &self.target(), e))?;
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| delta_error("refresh table", &self.target(), e))?;
+        let version = table.version().unwrap_or_default();
+        let log_store = table.log_store();
+        self.committed(log_store.as_ref(), snapshot, version, &app_id(content_id))
+            .await
+    }
+
     /// How many transactions this process's index holds, or `None` when it
     /// reads them through delta-rs (a checkpoint format it does not read).
     pub async fn indexed_transactions(&self) -> Option<usize> {
@@ -682,6 +724,14 @@ impl Catalog for DeltaCatalog {
             .commit_message(commit.content_id, commit.files)
             .await
             .map(|_| ())
+    }
+
+    async fn is_committed(&self, content_id: &str) -> Result<bool, BackendError> {
+        self.lake.is_committed(content_id).await
+    }
+
+    fn object_key(&self, dt: NaiveDate, content_id: &str) -> String {
+        attempt_key(dt, content_id)
     }
 }
 

@@ -6,37 +6,34 @@
 //! exactly once. Consumers committing at the same time are blind appends and
 //! do not conflict with it in either order. Two compactions of the same files
 //! would not conflict either (and would duplicate rows), so a compaction takes
-//! a lock object in the table's own store first (conditional PUT, like the
-//! log itself), with an expiry so a crashed compaction cannot block the next.
+//! a lock object in the table's own store first (module `lock`: conditional
+//! writes only, like the log itself), with an expiry so a crashed compaction
+//! cannot block the next.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deltalake_core::datafusion::catalog::TableProvider;
 use deltalake_core::operations::optimize::OptimizeType;
 use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::{DeltaTable, FilterOp, FilterValue};
 use etl_core::output::PARTITION_COLUMN;
 use etl_core::BackendError;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::{delta_error, lost_race, DeltaLake};
+
+mod lock;
 
 /// Default size compaction aims for (128 MiB).
 pub const DEFAULT_TARGET_SIZE: u64 = 128 * 1024 * 1024;
 
 /// How long a compaction's lock holds before another may break it.
 pub const LOCK_TTL: Duration = Duration::from_secs(3600);
-
-/// The lock object, at the table root (names starting with `_` are not table
-/// data to readers or to vacuum).
-const LOCK_PATH: &str = "_etl_compaction.lock";
 
 /// Live files of the table, per partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -110,7 +107,10 @@ pub async fn compact(
 ) -> Result<CompactReport, BackendError> {
     let target = lake.url().to_string();
     let size = NonZeroU64::new(target_size.max(1)).expect("at least 1");
-    let lock = Lock::take(lake, owner).await?;
+    let lock = lock::LockObject::of(lake)
+        .await?
+        .take(owner, Utc::now())
+        .await?;
     let result = async {
         let mut last = None;
         for round in 0..5 {
@@ -214,106 +214,4 @@ pub async fn provider(lake: &DeltaLake) -> Result<Arc<dyn TableProvider>, Backen
         .table_provider()
         .await
         .map_err(|e| BackendError::permanent_from("read table", lake.url().to_string(), e))
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct LockBody {
-    owner: String,
-    taken_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-}
-
-/// The compaction lock: an object created only if absent.
-struct Lock {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    target: String,
-}
-
-impl Lock {
-    async fn take(lake: &DeltaLake, owner: &str) -> Result<Self, BackendError> {
-        let table = lake.latest().await?;
-        let store = table.object_store();
-        let path = Path::from(LOCK_PATH);
-        let target = format!("{}{LOCK_PATH}", lake.url());
-        let now = Utc::now();
-        let body = LockBody {
-            owner: owner.to_owned(),
-            taken_at: now,
-            expires_at: now + chrono::Duration::from_std(LOCK_TTL).unwrap_or_default(),
-        };
-        let payload = serde_json::to_vec(&body)
-            .map_err(|e| BackendError::permanent_from("take compaction lock", &target, e))?;
-        for _ in 0..2 {
-            let put = store
-                .put_opts(
-                    &path,
-                    PutPayload::from(payload.clone()),
-                    PutOptions::from(PutMode::Create),
-                )
-                .await;
-            match put {
-                Ok(_) => {
-                    return Ok(Self {
-                        store,
-                        path,
-                        target,
-                    })
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    let held: Option<LockBody> = match store.get(&path).await {
-                        Ok(r) => r
-                            .bytes()
-                            .await
-                            .ok()
-                            .and_then(|b: bytes::Bytes| serde_json::from_slice(&b).ok()),
-                        Err(object_store::Error::NotFound { .. }) => continue,
-                        Err(e) => {
-                            return Err(BackendError::caused_by(
-                                etl_core::Retry::Retryable,
-                                "read compaction lock",
-                                &target,
-                                e,
-                            ))
-                        }
-                    };
-                    match held {
-                        Some(h) if h.expires_at > now => {
-                            return Err(BackendError::retryable(
-                                "take compaction lock",
-                                &target,
-                                format!(
-                                    "another compaction ({}) holds the table since {}; its lock expires at {}",
-                                    h.owner, h.taken_at, h.expires_at
-                                ),
-                            ))
-                        }
-                        _ => {
-                            warn!(message = "breaking an expired or unreadable compaction lock", lock = %target);
-                            let _ = store.delete(&path).await;
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(BackendError::caused_by(
-                        etl_core::Retry::Retryable,
-                        "take compaction lock",
-                        &target,
-                        e,
-                    ))
-                }
-            }
-        }
-        Err(BackendError::retryable(
-            "take compaction lock",
-            &target,
-            "the lock changed hands while it was being taken",
-        ))
-    }
-
-    async fn release(self) {
-        if let Err(e) = self.store.delete(&self.path).await {
-            warn!(message = "could not release the compaction lock; it expires on its own", lock = %self.target, error = %e);
-        }
-    }
 }

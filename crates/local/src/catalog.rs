@@ -184,6 +184,20 @@ impl Catalog for LocalCatalog {
         self.add_partitions(&commit.partitions()).await
     }
 
+    async fn is_committed(&self, content_id: &str) -> Result<bool, BackendError> {
+        match &self.delta {
+            Some(delta) => delta.is_committed(content_id).await,
+            None => Ok(false),
+        }
+    }
+
+    fn object_key(&self, dt: NaiveDate, content_id: &str) -> String {
+        match &self.delta {
+            Some(_) => etl_delta::attempt_key(dt, content_id),
+            None => etl_core::output::object_key(dt, content_id),
+        }
+    }
+
     async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError> {
         let mut state = self.state.lock().await;
         let entry = state.as_mut().ok_or_else(|| {

@@ -40,8 +40,8 @@ use crate::catalog::LocalCatalog;
 use crate::dead_letter::DeadLetterFile;
 use crate::lock::LakeLock;
 use crate::queue::{DeadLetter, InProcessQueue, QueueConfig};
+use crate::run::sink_for;
 use crate::run::{LakePaths, RunCounters, RunError};
-use crate::sink::FsSink;
 use crate::state::LakeState;
 use crate::workers::{join_consumers, spawn_consumers, Pipes};
 
@@ -291,7 +291,7 @@ pub async fn redrive_with(
         capacity: cfg.workers.max(1) * cfg.batch_size.max(1) * 4,
         dead_letter_path: dl_path.clone(),
     }));
-    let sink = Arc::new(FsSink::new(&lake));
+    let sink = Arc::new(sink_for(&lake, catalog_entry.format));
     let refused = Arc::new(DeadLetterFile::new(dl_path.clone()));
     let counters = Arc::new(RunCounters::default());
     let files_written = Arc::new(AtomicU64::new(0));

@@ -5,9 +5,12 @@
 //! and run the core consume step, acknowledging each message on its own or
 //! releasing it for redelivery (dead-lettered after `max_receive_count`).
 //! The lake's state (the versions that landed) advances only when the run
-//! completes and its files are synced to disk, so an interrupted run is
-//! simply run again: it re-sends the same messages, whose content ids map to
-//! the same files, which are overwritten rather than duplicated. A version
+//! completes and its files are synced to disk. Every message is staged in
+//! the lake's outbox ([`crate::outbox`]) before it is queued, so an
+//! interrupted run is simply run again, on the same input or a grown one: it
+//! first re-sends the staged messages verbatim (same content ids, so the
+//! same files, overwritten rather than duplicated, or the same Delta
+//! transactions, found committed) and packs only what they do not hold. A version
 //! is recorded as sent only when its message landed; those of dead-lettered
 //! messages are sent again by the next run. The whole run holds the lake's
 //! lock ([`crate::lock`]), so two runs never interleave on one lake.
@@ -20,8 +23,8 @@ use std::time::Instant;
 use etl_core::message::DEFAULT_MESSAGE_BUDGET;
 use etl_core::pipeline::ProduceError;
 use etl_core::{
-    produce_with, BackendError, Catalog, Clock, Codec, ConsumeOptions, FieldMap, Packer,
-    ProduceStats, Rejection, SentimentAnalyzer, VaderAnalyzer, SYSTEM_CLOCK,
+    produce_with, BackendError, Catalog, Clock, Codec, ConsumeOptions, FieldMap, OutgoingMessage,
+    Packer, ProduceStats, Rejection, SentimentAnalyzer, VaderAnalyzer, WorkQueue, SYSTEM_CLOCK,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -30,6 +33,7 @@ use tracing::{info, warn};
 use crate::catalog::LocalCatalog;
 use crate::dead_letter::DeadLetterFile;
 use crate::lock::{LakeLock, LockError};
+use crate::outbox::FileOutbox;
 use crate::queue::{InProcessQueue, QueueConfig};
 use crate::rejects::RejectLog;
 use crate::sink::FsSink;
@@ -141,6 +145,8 @@ pub struct RunSummary {
     /// Records this run sent that did not land (dead-lettered): not
     /// recorded as sent, so the next run retries them.
     pub pending_retry: u64,
+    /// Messages an interrupted run had staged, sent again verbatim first.
+    pub resent_messages: u64,
     /// Versions the lake's state records as landed, over all runs.
     pub versions_in_lake: u64,
     /// Parquet objects written (a redelivered message rewrites its own objects).
@@ -273,6 +279,21 @@ pub async fn run_with(
         LakeState::load(&lake)?
     };
     let landed = state.landed();
+    // What an interrupted run staged: sent again as it was, and its versions
+    // count as sent (they are not packed again into other bodies).
+    let staged = FileOutbox::load(&lake)?;
+    for m in &staged {
+        let decoded = etl_core::decode_message(&m.body).map_err(|e| StateError::Corrupt {
+            path: crate::outbox::outbox_path(&lake),
+            reason: format!("message {}: {e}", m.content_id),
+        })?;
+        for r in &decoded.records {
+            etl_core::ChangeFilter::observe(&mut state, r);
+        }
+    }
+    if !staged.is_empty() {
+        info!(message = "Re-sending the messages an interrupted run staged, verbatim.", messages = staged.len(), path = %crate::outbox::outbox_path(&lake).display());
+    }
     let mut source = open_input(&cfg, &counters)?;
 
     let format = match cfg.table_format {
@@ -290,7 +311,7 @@ pub async fn run_with(
         capacity: cfg.workers.max(1) * cfg.batch_size.max(1) * 4,
         dead_letter_path: LakePaths::dead_letters(&lake),
     }));
-    let sink = Arc::new(FsSink::new(&lake));
+    let sink = Arc::new(sink_for(&lake, format));
     let refused = Arc::new(DeadLetterFile::new(LakePaths::dead_letters(&lake)));
     let files = Arc::new(AtomicU64::new(0));
     let workers = spawn_consumers(
@@ -315,7 +336,11 @@ pub async fn run_with(
 
     let run_id = started_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let mut rejects = RejectLog::new(LakePaths::rejects(&lake), run_id, on_reject);
-    let produced = produce(&cfg, &mut source, &queue, &mut state, &mut rejects).await;
+    let outbox = FileOutbox::new(&lake);
+    let produced = match resend(&queue, &staged).await {
+        Ok(()) => produce(&cfg, &mut source, &queue, &outbox, &mut state, &mut rejects).await,
+        Err(e) => Err(ProduceError::Queue(e)),
+    };
     queue.close().await;
     // Let consumers finish what was sent even when the producer failed.
     let messages_ok = join_consumers(workers).await?;
@@ -335,6 +360,8 @@ pub async fn run_with(
     let retried_records = state.retried();
     drop(landed);
     let saved = state.save()?;
+    // Every staged version is recorded now (landed, or to be retried).
+    FileOutbox::clear(&lake)?;
 
     let summary = RunSummary {
         scored: counters.scored.load(Ordering::Relaxed),
@@ -343,6 +370,7 @@ pub async fn run_with(
         dead_lettered_records: dl_records,
         retried_records,
         pending_retry: saved.pending_retry,
+        resent_messages: staged.len() as u64,
         versions_in_lake: saved.versions,
         files_written: files.load(Ordering::Relaxed),
         bytes_written: counters.bytes_written.load(Ordering::Relaxed),
@@ -360,6 +388,16 @@ pub async fn run_with(
         dead_lettered = summary.dead_lettered_records
     );
     Ok(summary)
+}
+
+/// The lake's object sink: a Delta lake's objects are synced before their
+/// commit can name them; a Hive lake's at the end of the run (its state
+/// advances only after that, and a crash re-sends the same messages).
+pub(crate) fn sink_for(lake: &Path, format: etl_core::output::TableFormat) -> FsSink {
+    match format {
+        etl_core::output::TableFormat::Delta => FsSink::new(lake).durable(),
+        etl_core::output::TableFormat::Hive => FsSink::new(lake),
+    }
 }
 
 /// The input file, with lines longer than a message can carry rejected.
@@ -393,6 +431,7 @@ async fn produce(
     cfg: &RunConfig,
     source: &mut FileSource,
     queue: &InProcessQueue,
+    outbox: &FileOutbox,
     state: &mut LakeState,
     rejects: &mut RejectLog,
 ) -> Result<ProduceStats, ProduceError> {
@@ -401,10 +440,27 @@ async fn produce(
     match cfg.since {
         Some(since) => {
             let mut filter = SinceFilter { state, since };
-            produce_with(source, queue, &mut packer, &mut filter, 10, on_reject).await
+            produce_with(
+                source,
+                queue,
+                outbox,
+                &mut packer,
+                &mut filter,
+                10,
+                on_reject,
+            )
+            .await
         }
-        None => produce_with(source, queue, &mut packer, state, 10, on_reject).await,
+        None => produce_with(source, queue, outbox, &mut packer, state, 10, on_reject).await,
     }
+}
+
+/// Send an interrupted run's staged messages again, as they were.
+async fn resend(queue: &InProcessQueue, staged: &[OutgoingMessage]) -> Result<(), BackendError> {
+    for chunk in staged.chunks(10) {
+        queue.send(chunk).await?;
+    }
+    Ok(())
 }
 
 /// Append the run to `_state/runs.jsonl` (`etl status` reads it). A failure

@@ -32,6 +32,8 @@ pub struct FsSink {
     root: PathBuf,
     seq: AtomicU64,
     syncer: Mutex<mpsc::Sender<SyncJob>>,
+    /// Sync each object (and its directories) before `put` returns.
+    durable: bool,
 }
 
 #[derive(Debug)]
@@ -87,7 +89,18 @@ impl FsSink {
             root: lake.join(TABLE_NAME),
             seq: AtomicU64::new(0),
             syncer: Mutex::new(tx),
+            durable: false,
         }
+    }
+
+    /// Make every object durable before `put` returns (file, its partition
+    /// directory and the table directory synced): for a table format whose
+    /// commit references the object, so that no commit can survive a crash
+    /// that loses the file it names. Without it, objects are durable after
+    /// [`FsSink::flush`].
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
     }
 
     /// The table directory.
@@ -187,12 +200,26 @@ impl ObjectSink for FsSink {
         let unique = self.seq.fetch_add(1, Ordering::Relaxed);
         let shown = path.display().to_string();
         let written = path.clone();
+        let durable = self.durable;
         tokio::task::spawn_blocking(move || {
-            replace_with(&path, unique, false, |f| f.write_all(&body))
+            replace_with(&path, unique, durable, |f| f.write_all(&body))?;
+            if durable {
+                let mut dir = path.parent();
+                for _ in 0..2 {
+                    if let Some(d) = dir {
+                        std::fs::File::open(d)?.sync_all()?;
+                        dir = d.parent();
+                    }
+                }
+            }
+            Ok::<(), std::io::Error>(())
         })
         .await
         .map_err(|e| BackendError::permanent_from("write", &shown, e))?
         .map_err(|e| BackendError::permanent_from("write", &shown, e))?;
+        if durable {
+            return Ok(());
+        }
         self.syncer
             .lock()
             .expect("sync queue lock")

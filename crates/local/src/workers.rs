@@ -83,11 +83,9 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
         clock: p.clock,
     };
     // Refused records go to the dead-letter file alone; transient failures
-    // fail the message, which is released for redelivery (no requeue:
-    // VADER is not billed).
+    // fail the message, which is released for redelivery.
     let routes = Routes {
         dead_letters: Some(p.refused.as_ref()),
-        requeue: None,
         receive_count: 1,
         memo: None,
     };
@@ -169,17 +167,13 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
 }
 
 /// Only what landed is recorded as sent: records refused (in
-/// `_dead_letter/`) or deferred are retried by the next run.
+/// `_dead_letter/`) are retried by the next run. A message the table already
+/// held (committed by an earlier, interrupted run) landed then.
 fn commit_landed(p: &Pipes, d: &Delivery, o: &etl_core::MessageOutcome) {
-    if o.refused.is_empty() && o.deferred.is_empty() {
+    if o.refused.is_empty() {
         p.landed.commit_message(&d.body);
     } else if let Ok(m) = etl_core::decode_message(&d.body) {
-        let failed: HashSet<&str> = o
-            .refused
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .chain(o.deferred.iter().map(String::as_str))
-            .collect();
+        let failed: HashSet<&str> = o.refused.iter().map(|(id, _)| id.as_str()).collect();
         p.landed
             .commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
     }

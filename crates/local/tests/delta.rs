@@ -166,6 +166,14 @@ impl Catalog for Crashing {
         self.inner.add_partitions(dts).await
     }
 
+    async fn is_committed(&self, content_id: &str) -> Result<bool, BackendError> {
+        self.inner.is_committed(content_id).await
+    }
+
+    fn object_key(&self, dt: NaiveDate, content_id: &str) -> String {
+        self.inner.object_key(dt, content_id)
+    }
+
     async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
         let crash = {
             let mut c = self.crashes.lock().unwrap();
@@ -223,8 +231,9 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
     );
 
     // Message 0's object is on disk but not in the table: readers do not see it.
-    let orphan_key = etl_core::output::object_key(msgs_dt(&msgs[0]), &msgs[0].content_id);
-    assert!(table_dir(&lake).join(&orphan_key).exists());
+    let orphans = objects_of(&lake, &msgs[0]);
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    let orphan_key = orphans[0].clone();
     let live = live_files_per_version(&table_dir(&lake));
     assert!(!live.last().unwrap().contains_key(&orphan_key));
     let first = etl_core::decode_message(&msgs[0].body).unwrap().records;
@@ -235,8 +244,11 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
         .collect();
     assert_ok(&exactly_once(&without_first, &table_versions(&lake, None)));
 
-    // The queue redelivers both; message 1 is found committed, message 0
-    // rewrites its object and commits it.
+    // The queue redelivers both; message 1 is found committed before
+    // anything is written, message 0 writes an object of its own (the
+    // orphan stays untouched) and commits it.
+    let committed_1 = objects_of(&lake, &msgs[1]);
+    let bytes_1 = std::fs::read(table_dir(&lake).join(&committed_1[0])).unwrap();
     for m in &msgs[..2] {
         c.consume(m).await.unwrap();
     }
@@ -245,6 +257,23 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
         msgs.len() + 1,
         "message 1 is not committed twice"
     );
+    assert_eq!(
+        objects_of(&lake, &msgs[1]),
+        committed_1,
+        "no second object for message 1"
+    );
+    assert_eq!(
+        std::fs::read(table_dir(&lake).join(&committed_1[0])).unwrap(),
+        bytes_1,
+        "the committed object is never rewritten"
+    );
+    assert_eq!(
+        objects_of(&lake, &msgs[0]).len(),
+        2,
+        "the orphan and the committed attempt"
+    );
+    let live = etl_testkit::delta_log::assert_live_sizes_match(&table_dir(&lake));
+    assert!(!live.contains_key(&orphan_key));
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
     assert_no_version_has_duplicates(&lake);
 
@@ -264,7 +293,7 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
     let dry = maintain::vacuum(&table, chrono::Duration::zero(), true)
         .await
         .unwrap();
-    assert_eq!(dry.files_deleted.len(), 1, "{:?}", dry.files_deleted);
+    assert_eq!(dry.files_deleted.len(), 2, "{:?}", dry.files_deleted);
     assert!(
         table_dir(&lake).join(&stray).exists(),
         "a dry run deletes nothing"
@@ -272,10 +301,133 @@ async fn a_crash_between_write_and_commit_loses_and_duplicates_nothing() {
     let done = maintain::vacuum(&table, chrono::Duration::zero(), false)
         .await
         .unwrap();
-    assert_eq!(done.files_deleted.len(), 1);
-    assert!(done.files_deleted[0].ends_with(&format!("part-{}.parquet", "f".repeat(64))));
+    assert_eq!(done.files_deleted.len(), 2);
+    assert!(done
+        .files_deleted
+        .iter()
+        .any(|f| f.ends_with(&format!("part-{}.parquet", "f".repeat(64)))));
+    assert!(done.files_deleted.iter().any(|f| f.ends_with(&orphan_key)));
     assert!(!table_dir(&lake).join(&stray).exists());
+    assert!(!table_dir(&lake).join(&orphan_key).exists());
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
+}
+
+/// The objects on disk written for message `m` (any attempt), relative to
+/// the table, sorted.
+fn objects_of(lake: &Path, m: &OutgoingMessage) -> Vec<String> {
+    let part = etl_core::output::partition_path(msgs_dt(m));
+    let prefix = format!("part-{}-", m.content_id);
+    let mut out: Vec<String> = std::fs::read_dir(table_dir(lake).join(&part))
+        .map(|d| {
+            d.filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                (name.starts_with(&prefix) && name.ends_with(".parquet"))
+                    .then(|| format!("{part}/{name}"))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// A catalog whose first `is_committed` answer is held until another
+/// container has asked too: both attempts pass the check before either
+/// commits (the race the check alone cannot close).
+struct Racing {
+    inner: LocalCatalog,
+    gate: Arc<tokio::sync::Barrier>,
+    asked: AtomicUsize,
+}
+
+#[async_trait]
+impl Catalog for Racing {
+    async fn ensure_table(&self) -> Result<(), BackendError> {
+        self.inner.ensure_table().await
+    }
+
+    async fn add_partitions(&self, dts: &[NaiveDate]) -> Result<(), BackendError> {
+        self.inner.add_partitions(dts).await
+    }
+
+    async fn is_committed(&self, content_id: &str) -> Result<bool, BackendError> {
+        let answer = self.inner.is_committed(content_id).await?;
+        if self.asked.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.gate.wait().await;
+        }
+        Ok(answer)
+    }
+
+    fn object_key(&self, dt: NaiveDate, content_id: &str) -> String {
+        self.inner.object_key(dt, content_id)
+    }
+
+    async fn commit(&self, commit: &TableCommit<'_>) -> Result<(), BackendError> {
+        self.inner.commit(commit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_attempts_write_their_own_objects_and_a_committed_one_is_never_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let msgs = pack(records(40), 64 * 1024);
+    let m = &msgs[0];
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let racer = || async {
+        let inner = LocalCatalog::with_format(&lake, true, TableFormat::Delta).unwrap();
+        inner.ensure_table().await.unwrap();
+        let catalog = Arc::new(Racing {
+            inner,
+            gate: gate.clone(),
+            asked: AtomicUsize::new(0),
+        });
+        (Container::with_catalog(&lake, catalog.clone()), catalog)
+    };
+    let ((a, ca), (b, cb)) = (racer().await, racer().await);
+    let (ra, rb) = tokio::join!(a.consume(m), b.consume(m));
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(
+        (
+            ca.asked.load(Ordering::SeqCst),
+            cb.asked.load(Ordering::SeqCst)
+        ),
+        (1, 1),
+        "both attempts passed the check before either committed"
+    );
+    let written = objects_of(&lake, m);
+    assert_eq!(
+        written.len(),
+        2,
+        "each attempt wrote a key of its own: {written:?}"
+    );
+    assert_eq!(commits(&lake), 2, "the message is committed once");
+    let live = etl_testkit::delta_log::assert_live_sizes_match(&table_dir(&lake));
+    let committed: Vec<&String> = written.iter().filter(|k| live.contains_key(*k)).collect();
+    assert_eq!(committed.len(), 1, "{live:?}");
+    let before = std::fs::read(table_dir(&lake).join(committed[0])).unwrap();
+
+    // A redelivery after the acknowledgement was lost: nothing is scored or written.
+    Container::new(&lake).await.consume(m).await.unwrap();
+    assert_eq!(objects_of(&lake, m), written, "no new object");
+    assert_eq!(
+        std::fs::read(table_dir(&lake).join(committed[0])).unwrap(),
+        before
+    );
+    assert_eq!(commits(&lake), 2);
+    etl_testkit::delta_log::assert_live_sizes_match(&table_dir(&lake));
+    let recs = etl_core::decode_message(&m.body).unwrap().records;
+    assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
+
+    // The losing attempt's object was never part of the table: vacuum takes it.
+    let table = DeltaLake::existing(url_of(&table_dir(&lake)), Default::default());
+    let dry = maintain::vacuum(&table, chrono::Duration::zero(), true)
+        .await
+        .unwrap();
+    let loser = written.iter().find(|k| !live.contains_key(*k)).unwrap();
+    assert_eq!(dry.files_deleted.len(), 1, "{:?}", dry.files_deleted);
+    assert!(dry.files_deleted[0].ends_with(loser.as_str()));
 }
 
 fn msgs_dt(m: &OutgoingMessage) -> NaiveDate {

@@ -32,12 +32,13 @@ use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
 use etl_aws::sqs::MAX_BATCH_ENTRIES;
 use etl_aws::{
-    Clients, DynamoSource, LedgerRef, LockOutcome, ScanConfig, SqsQueue, StateStore, Versioned,
+    Clients, DynamoOutbox, DynamoSource, LedgerRef, LockOutcome, ScanConfig, SqsQueue,
+    StagedMessage, StateStore, Versioned,
 };
 use etl_core::incremental::FilterCounts;
 use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::pipeline::ProduceError;
-use etl_core::{complete_run, Clock, RunKind, RunWindow, SYSTEM_CLOCK};
+use etl_core::{complete_run, Clock, Outbox, RunKind, RunWindow, SYSTEM_CLOCK};
 use etl_core::{
     produce_with, BackendError, Ledger, LedgerFilter, Packer, ProduceStats, RecordSource,
     SourceItem, WorkQueue,
@@ -94,6 +95,15 @@ pub struct Summary {
     pub already_sent: u64,
     /// Versions in the ledger this invocation saved.
     pub ledger_versions: u64,
+    /// Records updated up to one lookback behind the window whose version
+    /// was never sent (written late): sent now, and alarmed on.
+    pub behind_floor: u64,
+    /// Messages an earlier, failed invocation staged and the queue had not
+    /// accepted: sent again now, verbatim.
+    pub resent_messages: u64,
+    /// Messages an earlier invocation staged (sent or not); their versions
+    /// were not packed again.
+    pub staged_messages: u64,
     /// The lock holder, when `status` is `locked`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_owner: Option<String>,
@@ -111,6 +121,9 @@ impl Summary {
             clock_skewed: 0,
             already_sent: 0,
             ledger_versions: 0,
+            behind_floor: 0,
+            resent_messages: 0,
+            staged_messages: 0,
             lock_owner: None,
         }
     }
@@ -124,6 +137,8 @@ impl Summary {
             .count("MessagesSent", self.stats.messages)
             .count("SendCalls", self.stats.send_calls)
             .count("RecordsClockSkewed", self.clock_skewed)
+            .count("RecordsBehindFloor", self.behind_floor)
+            .count("MessagesResent", self.resent_messages)
             // The failure path reports `Complete` with an empty mode: not a completed run.
             .count(
                 "RunsCompleted",
@@ -325,9 +340,16 @@ impl Producer {
             RunSpec::Full => RunKind::Full,
             RunSpec::Since { since } => RunKind::Since(*since),
         };
+        let planned = RunWindow::plan(
+            kind,
+            state.watermark,
+            state.ledger_from,
+            lookback,
+            started_at,
+        );
         let window = match &resume {
-            Some(c) => RunWindow::resume(kind, c.floor, lookback, started_at),
-            None => RunWindow::plan(kind, state.watermark, lookback, started_at),
+            Some(c) => planned.resume(c.floor),
+            None => planned,
         };
         let floor = window.floor;
         let totals_before = resume.as_ref().map(|c| c.totals).unwrap_or_default();
@@ -335,19 +357,45 @@ impl Producer {
             Some(c) => (Some(c.scan), c.ledger),
             None => (None, None),
         };
-        let base_ledger = run_ledger.as_ref().or(state.ledger.as_ref());
+        // A full run re-sends everything and rebuilds the ledger from what it
+        // sends: it never reads the stored one, so it also recovers from a
+        // damaged or missing ledger.
+        let base_ledger = match (&run_ledger, kind) {
+            (Some(r), _) => Some(r),
+            (None, RunKind::Full) => {
+                if let Some(r) = &state.ledger {
+                    info!(message = "A full run does not read the stored ledger; it rebuilds it from what it sends.", generation = %r.generation);
+                }
+                None
+            }
+            (None, _) => state.ledger.as_ref(),
+        };
         let ledger = match base_ledger {
             Some(r) => self.load_ledger(r).await?,
             None => Ledger::new(),
         };
-        info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, floor = ?floor, ledger_versions = ledger.len());
+        info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, floor = ?floor, guard_from = ?window.guard_from, ledger_versions = ledger.len());
+
+        // What an earlier invocation staged: its versions are not packed
+        // again, and what the queue had not accepted is re-sent verbatim.
+        let outbox = DynamoOutbox::new(
+            self.dynamodb.clone(),
+            &self.config.state_table,
+            &self.config.source_table,
+            &run_id,
+        );
+        let staged = outbox.load().await?;
+        let mut filter = LedgerFilter::new(ledger, floor, window.rescore, window.keep_from)
+            .with_guard(window.guard_from)
+            .with_clock(self.clock);
+        let resent = self.resend_staged(&outbox, &staged, &mut filter).await?;
 
         let scan = ScanConfig {
             table: self.config.source_table.clone(),
             segments: self.config.segments,
             page_limit: self.config.page_limit,
             fields: self.config.fields.clone(),
-            since: floor,
+            since: window.reads_from(),
             resume: scan_from,
         };
         let mut source = DynamoSource::open(self.dynamodb.clone(), scan)?;
@@ -358,20 +406,16 @@ impl Producer {
             pages: 0,
             stopped: false,
         };
-        let mut filter = LedgerFilter::new(ledger, floor, window.rescore, window.keep_from)
-            .with_clock(self.clock);
         let mut packer = Packer::new(self.config.message_budget, Some(SQS_MAX_MESSAGE_BYTES));
         let mut logged = 0u64;
-        let stats = produce_with(&mut bounded, &*self.queue, &mut packer, &mut filter, MAX_BATCH_ENTRIES, |rej| {
+        let stats = produce_with(&mut bounded, &*self.queue, &outbox, &mut packer, &mut filter, MAX_BATCH_ENTRIES, |rej| {
             logged += 1;
             if logged <= LOGGED_REJECTIONS {
                 warn!(message = "Rejected source item.", table = %self.config.source_table, location = %rej.location, id = ?rej.id, field = ?rej.field, reason = %rej.reason);
             }
         })
         .await
-        .map_err(|e| match e {
-            ProduceError::Source(ref b) | ProduceError::Queue(ref b) => InvocationError { retry: b.retry, message: e.to_string() },
-        })?;
+        .map_err(|e: ProduceError| InvocationError { retry: e.backend().retry, message: e.to_string() })?;
         let stopped = bounded.stopped;
         let pages = source.pages();
         let position = source.checkpoint();
@@ -379,6 +423,9 @@ impl Producer {
         let counts: FilterCounts = filter.counts();
         if counts.clock_skewed > 0 {
             warn!(message = "Records dated after the producer's clock were sent (once); their writers' clocks are ahead.", run_id = %run_id, clock_skewed = counts.clock_skewed);
+        }
+        if counts.behind_floor > 0 {
+            warn!(message = "Records written behind the window were found below the floor and sent; writers older than the guard band would be missed. Raise LOOKBACK_SECONDS.", run_id = %run_id, behind_floor = counts.behind_floor, floor = ?floor, guard_from = ?window.guard_from);
         }
         let mut summary = Summary {
             status: Status::Complete,
@@ -390,6 +437,9 @@ impl Producer {
             clock_skewed: counts.clock_skewed,
             already_sent: counts.already_sent,
             ledger_versions: 0,
+            behind_floor: counts.behind_floor,
+            resent_messages: resent,
+            staged_messages: staged.len() as u64,
             lock_owner: None,
         };
         let mut ledger = filter.into_ledger();
@@ -417,6 +467,8 @@ impl Producer {
                 totals,
             };
             self.state.save_checkpoint(&cp, checkpoint_version).await?;
+            // Every staged version is in the checkpoint's ledger now.
+            outbox.clear(&staged).await;
             summary.status = Status::Partial;
             info!(message = "Stopped at a page boundary; checkpoint saved.", run_id = %cp.run_id, pages, ledger_versions = ledger.len());
             // The run's previous generation (not the completed state's) is garbage now.
@@ -428,7 +480,15 @@ impl Producer {
             return Ok(summary);
         }
 
-        let (watermark, pruned) = complete_run(state.watermark, started_at, lookback, &mut ledger);
+        let done = complete_run(
+            state.watermark,
+            state.ledger_from,
+            &window,
+            started_at,
+            lookback,
+            &mut ledger,
+        );
+        let pruned = done.pruned;
         let bytes = ledger.encode();
         let unchanged = state.ledger.as_ref().is_some_and(|r| {
             r.bytes == bytes.len() as u64 && r.sha256 == etl_aws::state::sha256_hex(&bytes)
@@ -454,15 +514,22 @@ impl Producer {
             ledger_versions: summary.ledger_versions,
         };
         let next = ProducerState {
-            watermark: Some(watermark),
+            watermark: done.watermark,
             ledger: Some(saved.clone()),
+            ledger_from: done.ledger_from,
             history: state.history_with(&report),
             last_run: Some(report),
         };
         self.state
             .save_watermark(&next, stored.as_ref().map(|s| s.version))
             .await?;
-        info!(message = "Run complete; watermark advanced.", watermark = %watermark, ledger_versions = ledger.len(), pruned, clock_skewed = counts.clock_skewed);
+        // Every staged version is in the saved ledger now.
+        outbox.clear(&staged).await;
+        if window.advances {
+            info!(message = "Run complete; watermark advanced.", watermark = ?done.watermark, ledger_versions = ledger.len(), pruned, clock_skewed = counts.clock_skewed, behind_floor = counts.behind_floor);
+        } else {
+            info!(message = "Backfill complete; the watermark stays, since the run did not read what was updated below its instant.", watermark = ?done.watermark, ledger_versions = ledger.len(), pruned);
+        }
         if let Some(v) = checkpoint_version {
             self.state.clear_checkpoint(v).await?;
         }
@@ -472,6 +539,46 @@ impl Producer {
         )
         .await;
         Ok(summary)
+    }
+
+    /// Send again, verbatim, what an earlier invocation staged and the queue
+    /// had not accepted; mark every staged version as sent in `filter`.
+    /// Returns how many messages were sent.
+    async fn resend_staged(
+        &self,
+        outbox: &DynamoOutbox,
+        staged: &[StagedMessage],
+        filter: &mut LedgerFilter,
+    ) -> Result<u64, InvocationError> {
+        for s in staged {
+            let decoded = etl_core::decode_message(&s.message.body).map_err(|e| {
+                InvocationError::permanent(format!(
+                    "staged message {} does not decode: {e}",
+                    s.message.content_id
+                ))
+            })?;
+            for r in &decoded.records {
+                filter.mark_staged(r);
+            }
+        }
+        let unsent: Vec<etl_core::OutgoingMessage> = staged
+            .iter()
+            .filter(|s| !s.sent)
+            .map(|s| s.message.clone())
+            .collect();
+        if !staged.is_empty() {
+            info!(message = "Found messages an earlier invocation staged; re-sending those the queue had not accepted, verbatim.", staged = staged.len(), unsent = unsent.len());
+        }
+        for batch in unsent.chunks(MAX_BATCH_ENTRIES) {
+            self.queue.send(batch).await.map_err(|e| InvocationError {
+                retry: e.retry,
+                message: format!("re-sending staged messages: {e}"),
+            })?;
+            if let Err(e) = outbox.sent(batch).await {
+                warn!(message = "Could not mark re-sent messages as sent; the next attempt sends the same bodies again.", error = %e);
+            }
+        }
+        Ok(unsent.len() as u64)
     }
 
     async fn load_ledger(&self, reference: &LedgerRef) -> Result<Ledger, InvocationError> {

@@ -73,6 +73,37 @@ pub fn live_files_per_version(table: &Path) -> Vec<BTreeMap<String, String>> {
     out
 }
 
+/// Every file a live `add` references, at every version, exists with
+/// exactly the size the `add` logged: readers trust the logged size (and the
+/// statistics with it), so an object rewritten after its commit is caught
+/// here. Returns the live files of the latest version with their sizes.
+pub fn assert_live_sizes_match(table: &Path) -> BTreeMap<String, u64> {
+    let mut live: BTreeMap<String, u64> = BTreeMap::new();
+    for p in commits(table) {
+        for action in actions(&p) {
+            if let Some(add) = action.get("add") {
+                let path = decode(add["path"].as_str().expect("add.path"));
+                let size = add["size"].as_u64().expect("add.size");
+                live.insert(path, size);
+            } else if let Some(rm) = action.get("remove") {
+                live.remove(&decode(rm["path"].as_str().expect("remove.path")));
+            }
+        }
+        for (path, size) in &live {
+            let on_disk = std::fs::metadata(table.join(path))
+                .unwrap_or_else(|e| panic!("{}: live file {path}: {e}", p.display()))
+                .len();
+            assert_eq!(
+                on_disk,
+                *size,
+                "{}: live file {path} is {on_disk} bytes, its add says {size}",
+                p.display()
+            );
+        }
+    }
+    live
+}
+
 /// The application transaction ids (`txn.appId`) each version carries.
 pub fn transactions_per_version(table: &Path) -> Vec<Vec<String>> {
     commits(table)

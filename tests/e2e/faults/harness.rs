@@ -201,8 +201,8 @@ impl Aws {
     }
 
     /// A consumer wired as the template wires it: refused records to the
-    /// dead-letter queue alone, transient ones back on the work queue (both
-    /// through the proxy).
+    /// dead-letter queue alone (through the proxy); a message with records
+    /// failing transiently fails whole and is redelivered.
     pub(super) fn routed_consumer(
         &self,
         analyzer: Arc<dyn SentimentAnalyzer>,
@@ -210,15 +210,10 @@ impl Aws {
         let plain = Arc::try_unwrap(self.consumer(analyzer))
             .unwrap_or_else(|_| unreachable!("a fresh handler has one owner"));
         Arc::new(
-            plain
-                .with_dead_letters(Arc::new(etl_aws::sqs::SqsDeadLetters::new(
-                    self.via.sqs.clone(),
-                    &self.dlq_url,
-                )))
-                .with_requeue(Arc::new(SqsQueue::new(
-                    self.via.sqs.clone(),
-                    &self.queue_url,
-                ))),
+            plain.with_dead_letters(Arc::new(etl_aws::sqs::SqsDeadLetters::new(
+                self.via.sqs.clone(),
+                &self.dlq_url,
+            ))),
         )
     }
 

@@ -364,3 +364,155 @@ async fn aws_sqs_send_partially_failing() {
         started,
     );
 }
+
+/// The source changes between a failed producer invocation and Lambda's
+/// retry (the normal case on a live table): the first send batch is
+/// answered, every later one fails as `fault` says (refused before the
+/// queue applied it, or applied with its answer lost), so the invocation
+/// fails with messages staged, some accepted by the queue and some not;
+/// then new items and edits of staged items are written; then the retry
+/// runs. The retry re-sends exactly the staged messages the queue had not
+/// confirmed, verbatim, never packs a staged version again, and sends the
+/// new items and edits: every version lands once.
+async fn source_changes_between_a_failed_invocation_and_its_retry(tag: &str, fault: Fault) {
+    let started = Instant::now();
+    let env = aws_env(tag, 29, 3, None).await;
+    let records = plain_records(400);
+    env.put_source(&records).await;
+    let fault_name = fault.name();
+    env.proxy.set_rules(vec![Rule::new(
+        "sqs",
+        "SendMessageBatch",
+        fault,
+        // The first call passes; the rule counts the calls after it.
+        Trigger::Calls((2..=10_000).collect()),
+    )]);
+    let queue = SqsQueue::new(env.via.sqs.clone(), &env.queue_url).with_retry(2, ms(1), ms(5));
+    let p = env.producer(env.producer_config(3, 25, None, 1_500), Arc::new(queue));
+    let failed = p
+        .handle(Request::Scheduled, far_deadline(), "inv-1")
+        .await
+        .expect_err("every send after the first fails, so the invocation fails");
+    assert_eq!(failed.retry, etl_core::Retry::Retryable, "{failed:?}");
+    env.proxy.clear_rules();
+    let counts = env.proxy.counts();
+    assert!(
+        counts.get("sqs", "SendMessageBatch", fault_name) >= 2,
+        "the fault fired: {counts:?}"
+    );
+    let outbox = etl_aws::DynamoOutbox::new(
+        env.direct.dynamodb.clone(),
+        &env.state,
+        &env.source,
+        "check",
+    );
+    let staged = outbox.load().await.unwrap();
+    let accepted = staged.iter().filter(|s| s.sent).count();
+    let unconfirmed = staged.len() - accepted;
+    assert_eq!(
+        accepted, 10,
+        "the first batch of ten was answered and marked sent"
+    );
+    assert!(
+        unconfirmed >= 1,
+        "the failing batch is staged, not confirmed"
+    );
+    let staged_records: Vec<SourceRecord> = staged
+        .iter()
+        .flat_map(|s| decode_message(&s.message.body).unwrap().records)
+        .collect();
+
+    // Between the failure and the retry: new items, and edits of items both
+    // inside staged messages and outside them.
+    let mut later: Vec<SourceRecord> = (400..520)
+        .map(|i| record(i, format!("written after the failure (#{i})")))
+        .collect();
+    let staged_ids: BTreeSet<&str> = staged_records.iter().map(|r| r.id.as_str()).collect();
+    let edited_now = etl_core::record::truncate_micros(chrono::Utc::now());
+    let mut edited_staged = 0;
+    for r in records.iter().step_by(13) {
+        edited_staged += usize::from(staged_ids.contains(r.id.as_str()));
+        later.push(SourceRecord {
+            text: format!("{} — edited after the failure", r.text),
+            updated_at: edited_now,
+            ..r.clone()
+        });
+    }
+    assert!(edited_staged > 0, "some edits hit staged versions");
+    env.put_source(&later).await;
+
+    let s = p
+        .handle(Request::Scheduled, far_deadline(), "inv-2")
+        .await
+        .unwrap();
+    assert_eq!(s.status, Status::Complete, "{s:?}");
+    assert_eq!(s.staged_messages as usize, staged.len(), "{s:?}");
+    assert_eq!(
+        s.resent_messages as usize, unconfirmed,
+        "exactly the unconfirmed messages went again: {s:?}"
+    );
+    assert!(
+        outbox.load().await.unwrap().is_empty(),
+        "the outbox is emptied once the ledger is saved"
+    );
+    let s = p
+        .handle(Request::Scheduled, far_deadline(), "inv-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.status, s.stats.sent_records),
+        (Status::Complete, 0),
+        "{s:?}"
+    );
+
+    // What must land once each: every staged version (sent before its
+    // edit), and every version the source holds now.
+    let mut expected: BTreeMap<(String, i64, String), SourceRecord> = BTreeMap::new();
+    let mut current: BTreeMap<String, SourceRecord> =
+        records.iter().map(|r| (r.id.clone(), r.clone())).collect();
+    for r in &later {
+        current.insert(r.id.clone(), r.clone());
+    }
+    for r in staged_records.iter().chain(current.values()) {
+        expected
+            .entry((
+                r.id.clone(),
+                r.updated_at.timestamp_micros(),
+                r.text.clone(),
+            ))
+            .or_insert_with(|| r.clone());
+    }
+    let expected: Vec<SourceRecord> = expected.into_values().collect();
+    let drained = drain(&env.harness_queue(), &[env.vader_consumer()], 300).await;
+    let (lake, _) = env.lake().await;
+    let acc = exactly_once(&expected, &lake);
+    assert_ok(&acc);
+    report(
+        &format!(
+            "source changes between a failed producer invocation and its retry ({fault_name})"
+        ),
+        "aws",
+        &acc,
+        counts.to_json(),
+        json!({
+            "staged": staged.len(),
+            "staged_unconfirmed": unconfirmed,
+            "resent": s.resent_messages,
+            "written_between": later.len(),
+            "edits_of_staged_versions": edited_staged,
+            "drain": drained.json(),
+        }),
+        started,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_source_changes_between_a_failed_invocation_and_its_retry_sends_refused() {
+    source_changes_between_a_failed_invocation_and_its_retry("flt-retry-500", Fault::Http500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_source_changes_between_a_failed_invocation_and_its_retry_answers_lost() {
+    source_changes_between_a_failed_invocation_and_its_retry("flt-retry-lost", Fault::LoseAnswer)
+        .await;
+}

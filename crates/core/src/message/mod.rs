@@ -109,7 +109,13 @@ fn encode_record(buf: &mut Vec<u8>, r: &SourceRecord) {
 
 /// Rewrite U+FFFE / U+FFFF (UTF-8 `EF BF BE` / `EF BF BF`) from `start` on as
 /// `\ufffe` / `\uffff`. Bodies without them (nearly all) are only scanned.
-fn escape_sqs_refused(buf: &mut Vec<u8>, start: usize) {
+///
+/// `buf[start..]` must be JSON as serde_json writes it: that has already
+/// escaped the controls, and the two characters can only sit inside its
+/// strings, where the escape means the same character. Public so that other
+/// JSON bound for SQS (the dead-letter queue's attributes) is escaped the same
+/// way as bodies.
+pub fn escape_sqs_refused(buf: &mut Vec<u8>, start: usize) {
     let is_refused = |w: &[u8]| w[0] == 0xEF && w[1] == 0xBF && (w[2] == 0xBE || w[2] == 0xBF);
     let Some(first) = buf[start..].windows(3).position(is_refused) else {
         return;

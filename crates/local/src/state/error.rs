@@ -51,7 +51,7 @@ pub enum StateError {
 }
 
 impl StateError {
-    pub(super) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         StateError::Io {
             path: path.to_owned(),
             source,
