@@ -29,11 +29,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::Utc;
-use etl_core::{decode_message, BackendError, Outbox, OutgoingMessage};
+use etl_core::{decode_message, BackendError, Outbox, OutgoingMessage, Retry, RetryPolicy};
 use futures::{FutureExt, StreamExt};
 
 use crate::error::backend_error;
@@ -48,6 +49,31 @@ const MAX_SCAN_PAGES: usize = 10_000;
 
 /// Items written or deleted at once.
 const PARALLEL_WRITES: usize = 8;
+
+/// Every outbox write is idempotent (a put of the same item, an update to the
+/// same value, a delete), so a transient failure, a lost answer included, is
+/// retried here on top of the SDK's own attempts.
+const WRITE_RETRY: RetryPolicy =
+    RetryPolicy::new(5, Duration::from_millis(20), Duration::from_millis(500));
+
+/// Run an idempotent write until it succeeds, fails permanently, or
+/// [`WRITE_RETRY`] runs out.
+async fn idempotent<T, F, Fut>(mut write: F) -> Result<T, BackendError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BackendError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Err(e) if e.retry == Retry::Retryable && !WRITE_RETRY.is_last(attempt) => {
+                tokio::time::sleep(WRITE_RETRY.delay(attempt, u64::from(attempt) + 7)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// A message found in the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,14 +314,17 @@ impl DynamoOutbox {
     }
 
     async fn delete_all(&self, keys: Vec<String>) -> usize {
-        let deletes = keys.into_iter().map(|key| {
+        let deletes = keys.into_iter().map(|key| async move {
             let target = self.target(&key);
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(key))
-                .send()
-                .map(move |r| r.map_err(|e| backend_error("DeleteItem", target, &e)))
+            idempotent(|| {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(key.clone()))
+                    .send()
+                    .map(|r| r.map_err(|e| backend_error("DeleteItem", &target, &e)))
+            })
+            .await
         });
         let results: Vec<Result<_, BackendError>> = futures::stream::iter(deletes)
             .buffer_unordered(PARALLEL_WRITES)
@@ -355,18 +384,27 @@ impl Outbox for DynamoOutbox {
             ));
         }
         let target = format!("table {} (outbox)", self.table);
-        let results: Vec<_> = futures::stream::iter(bodies.into_iter().map(|p| p.send()))
+        let target = target.as_str();
+        let put = |p: PutItemFluentBuilder| async move {
+            idempotent(|| {
+                p.clone()
+                    .send()
+                    .map(|r| r.map_err(|e| backend_error("PutItem", target, &e)))
+            })
+            .await
+        };
+        let results: Vec<_> = futures::stream::iter(bodies.into_iter().map(put))
             .buffer_unordered(PARALLEL_WRITES)
             .collect()
             .await;
         for r in results {
-            r.map_err(|e| backend_error("PutItem", &target, &e))?;
+            r?;
         }
         let mut written = Vec::with_capacity(heads.len());
         let results: Vec<_> = futures::stream::iter(
             heads
                 .into_iter()
-                .map(|(p, cid, n)| p.send().map(move |r| (r, cid, n))),
+                .map(|(p, cid, n)| put(p).map(move |r| (r, cid, n))),
         )
         .buffer_unordered(PARALLEL_WRITES)
         .collect()
@@ -376,7 +414,7 @@ impl Outbox for DynamoOutbox {
             match r {
                 Ok(_) => written.push((cid, n)),
                 Err(e) => {
-                    first_err.get_or_insert(backend_error("PutItem", &target, &e));
+                    first_err.get_or_insert(e);
                 }
             }
         }
@@ -393,17 +431,20 @@ impl Outbox for DynamoOutbox {
             .iter()
             .map(|m| self.head_pk(&m.content_id))
             .collect();
-        let updates = keys.into_iter().map(|key| {
+        let updates = keys.into_iter().map(|key| async move {
             let target = self.target(&key);
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(key))
-                .update_expression("SET sent = :t")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .send()
-                .map(move |r| r.map_err(|e| backend_error("UpdateItem", target, &e)))
+            idempotent(|| {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(key.clone()))
+                    .update_expression("SET sent = :t")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .send()
+                    .map(|r| r.map_err(|e| backend_error("UpdateItem", &target, &e)))
+            })
+            .await
         });
         let results: Vec<_> = futures::stream::iter(updates)
             .buffer_unordered(PARALLEL_WRITES)

@@ -445,6 +445,9 @@ mod tests {
 
     #[test]
     fn a_late_write_in_the_guard_band_is_sent_and_counted_and_older_ones_only_counted() {
+        // One reading of the clock for the whole test.
+        let now = ago(0);
+        let ago = |secs: i64| now - chrono::Duration::seconds(secs);
         let floor = ago(3600);
         let sent_long_ago = rec("old", "sent by an earlier run", ago(5000));
         let mut ledger = Ledger::new();

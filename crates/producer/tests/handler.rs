@@ -405,11 +405,19 @@ async fn a_failing_queue_fails_the_invocation_as_retryable_and_releases_the_lock
         .handle(request(SCHEDULED), later(), "g")
         .await
         .unwrap();
+    // The lock was released; the message the failed invocation staged is
+    // sent as it was, and its records are not packed again.
     assert_eq!(
-        (s.status, s.stats.sent_records),
-        (Status::Complete, 3),
-        "lock was released"
+        (
+            s.status,
+            s.staged_messages,
+            s.resent_messages,
+            s.stats.sent_records
+        ),
+        (Status::Complete, 1, 1, 0),
+        "{s:?}"
     );
+    assert_eq!(e.drain().await.len(), 3);
 }
 
 /// Records updated in the minute before a run (and in the same second as it

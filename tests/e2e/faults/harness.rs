@@ -41,6 +41,10 @@ fn to_item(r: &SourceRecord) -> HashMap<String, AttributeValue> {
             "created_at".to_string(),
             AttributeValue::S(r.created_at.to_rfc3339()),
         ),
+        (
+            "updated_at".to_string(),
+            AttributeValue::S(r.updated_at.to_rfc3339()),
+        ),
     ])
 }
 
