@@ -334,7 +334,7 @@ impl LedgerFilter {
 impl ChangeFilter for LedgerFilter {
     fn is_new(&mut self, r: &SourceRecord) -> bool {
         let behind = self.floor.is_some_and(|f| r.updated_at < f);
-        if behind && !self.guard_from.is_some_and(|g| r.updated_at >= g) {
+        if behind && self.guard_from.is_none_or(|g| r.updated_at < g) {
             self.before_floor += 1;
             return false;
         }

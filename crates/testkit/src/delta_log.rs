@@ -201,8 +201,9 @@ os._exit(0)
     assert_ok(&exactly_once(recs, &rows));
 }
 
-/// The Python of the tool environment (`make venv`), beside `$MOTO_SERVER`.
-fn python() -> PathBuf {
+/// The Python of the tool environment (`make venv`: pyarrow, deltalake,
+/// vaderSentiment), beside `$MOTO_SERVER`: the independent readers.
+pub fn python() -> PathBuf {
     let moto = std::env::var_os("MOTO_SERVER")
         .expect("MOTO_SERVER names the tool venv's moto_server (make test sets it)");
     let p = Path::new(&moto).with_file_name("python");
