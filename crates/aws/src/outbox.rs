@@ -15,9 +15,10 @@
 //! Items (all under the pipeline's scope, the source table name):
 //! * `<scope>#outbox#<content id>`: the head, written last, so a head means
 //!   the body is whole: chunk count, size, SHA-256, records, `sent`.
-//! * `<scope>#outboxbody#<content id>#<n>`: the body in chunks of at most
-//!   [`LEDGER_CHUNK_BYTES`] (DynamoDB items are capped at 400 KB; SQS bodies
-//!   at 1 MiB).
+//! * `<scope>#outboxbody#<content id>#<n>`: the body, zstd-compressed (a
+//!   write costs a unit per KB, and message bodies are JSON text), in chunks
+//!   of at most [`LEDGER_CHUNK_BYTES`] (DynamoDB items are capped at 400 KB;
+//!   SQS bodies at 1 MiB). The head's size and SHA-256 are the body's own.
 //!
 //! Every item carries `expires_at` ([`OUTBOX_TTL`] ahead, the state table's
 //! TTL attribute), so chunks orphaned by a crash before their head was
@@ -43,6 +44,9 @@ use crate::state::{sha256_hex, LEDGER_CHUNK_BYTES};
 /// How long staged items live if nothing deletes them (the state table's
 /// TTL): far longer than any gap between two scheduled invocations.
 pub const OUTBOX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// zstd level of staged bodies: fast, and most of the gain on JSON text.
+const ZSTD_LEVEL: i32 = 3;
 
 /// Pages of the state table an outbox scan reads at most (1 MB each).
 const MAX_SCAN_PAGES: usize = 10_000;
@@ -220,7 +224,7 @@ impl DynamoOutbox {
         let sent = matches!(head.get("sent"), Some(AttributeValue::Bool(true)));
         let chunks = number("chunks")? as u32;
         let bytes = number("bytes")?;
-        let mut body = Vec::with_capacity(bytes as usize);
+        let mut packed = Vec::new();
         for n in 0..chunks {
             let key = self.chunk_pk(&content_id, n);
             let t = self.target(&key);
@@ -235,7 +239,7 @@ impl DynamoOutbox {
                 .map_err(|e| backend_error("GetItem", &t, &e))?
                 .item;
             match item.as_ref().and_then(|i| i.get("body")) {
-                Some(AttributeValue::B(b)) => body.extend_from_slice(b.as_ref()),
+                Some(AttributeValue::B(b)) => packed.extend_from_slice(b.as_ref()),
                 _ => {
                     return Err(BackendError::permanent(
                         "GetItem",
@@ -252,6 +256,8 @@ impl DynamoOutbox {
                 format!("staged message {content_id} is damaged: {why}"),
             )
         };
+        let body = zstd::decode_all(packed.as_slice())
+            .map_err(|e| damaged(format!("its body does not decompress: {e}")))?;
         if body.len() as u64 != bytes || sha256_hex(&body) != sha256 {
             return Err(damaged(format!(
                 "{} bytes with SHA-256 {}, expected {bytes} bytes with {sha256}",
@@ -351,7 +357,10 @@ impl Outbox for DynamoOutbox {
         let mut heads = Vec::new();
         for m in messages {
             let bytes = m.body.as_bytes();
-            let chunks: Vec<&[u8]> = bytes.chunks(LEDGER_CHUNK_BYTES).collect();
+            let packed = zstd::encode_all(bytes, ZSTD_LEVEL).map_err(|e| {
+                BackendError::permanent_from("stage", format!("message {}", m.content_id), e)
+            })?;
+            let chunks: Vec<&[u8]> = packed.chunks(LEDGER_CHUNK_BYTES).collect();
             for (n, chunk) in chunks.iter().enumerate() {
                 bodies.push(
                     self.client

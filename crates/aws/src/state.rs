@@ -372,6 +372,67 @@ impl StateStore {
         Ok(())
     }
 
+    /// Delete every ledger chunk of a generation not in `live`: generations
+    /// orphaned by an invocation that saved one and failed before the
+    /// conditional write that would have pointed at it. Only the run lock's
+    /// holder writes generations, so one nothing points at is garbage. A
+    /// consistent scan of the state table; returns the items deleted.
+    pub async fn delete_orphan_ledgers(&self, live: &[&str]) -> Result<usize, BackendError> {
+        let prefix = format!("{}#ledger#", self.scope);
+        let table = format!("table {}", self.table);
+        let mut orphans = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        for page in 0..10_000 {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", AttributeValue::S(prefix.clone()))
+                .projection_expression("pk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend_error("Scan", &table, &e))?;
+            for item in out.items.unwrap_or_default() {
+                let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                    continue;
+                };
+                let generation = pk
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.rsplit_once('#'))
+                    .map(|(g, _)| g);
+                if generation.is_some_and(|g| !live.contains(&g)) {
+                    orphans.push(pk.clone());
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && page + 1 < 10_000 => start = Some(k),
+                _ => break,
+            }
+        }
+        let deletes = orphans.iter().map(|key| {
+            let target = format!("table {} item {key}", self.table);
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key.clone()))
+                .send()
+                .map(move |r| r.map_err(|e| backend_error("DeleteItem", target, &e)))
+        });
+        let results: Vec<Result<_, BackendError>> = futures::stream::iter(deletes)
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let mut deleted = 0;
+        for r in results {
+            r?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
     fn ledger_pk(&self, generation: &str, n: u32) -> String {
         format!("{}#ledger#{generation}#{n:06}", self.scope)
     }

@@ -370,6 +370,9 @@ impl Producer {
             }
             (None, _) => state.ledger.as_ref(),
         };
+        // Whether the stored generation was read back whole in this
+        // invocation: only then may an unchanged ledger keep pointing at it.
+        let stored_ledger_read = base_ledger.is_some() && base_ledger == state.ledger.as_ref();
         let ledger = match base_ledger {
             Some(r) => self.load_ledger(r).await?,
             None => Ledger::new(),
@@ -490,9 +493,10 @@ impl Producer {
         );
         let pruned = done.pruned;
         let bytes = ledger.encode();
-        let unchanged = state.ledger.as_ref().is_some_and(|r| {
-            r.bytes == bytes.len() as u64 && r.sha256 == etl_aws::state::sha256_hex(&bytes)
-        });
+        let unchanged = stored_ledger_read
+            && state.ledger.as_ref().is_some_and(|r| {
+                r.bytes == bytes.len() as u64 && r.sha256 == etl_aws::state::sha256_hex(&bytes)
+            });
         let saved = if unchanged {
             state.ledger.clone().expect("checked above")
         } else {
@@ -538,6 +542,16 @@ impl Producer {
             &[Some(&saved)],
         )
         .await;
+        match self.state.delete_orphan_ledgers(&[&saved.generation]).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                message = "Deleted ledger items no state points at (left by failed invocations).",
+                items = n
+            ),
+            Err(e) => {
+                warn!(message = "Could not look for orphaned ledger generations; the next completed run tries again.", error = %e)
+            }
+        }
         Ok(summary)
     }
 

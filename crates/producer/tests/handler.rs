@@ -682,3 +682,102 @@ async fn a_checkpoint_left_by_a_completed_run_is_dropped_not_resumed() {
     assert!(e.drain().await.is_empty());
     assert!(e.state.load_checkpoint::<Value>().await.unwrap().is_none());
 }
+
+/// A ledger generation nothing points at (an invocation saved it, then
+/// failed before the conditional write that would have made it live) is
+/// deleted by the next completed run; the live one stays.
+#[tokio::test]
+async fn a_ledger_generation_left_by_a_failed_invocation_is_deleted_by_the_next_completed_run() {
+    let e = env(1, None, None).await;
+    e.put(0..5, now() - 60, "x").await;
+    let orphan = e
+        .state
+        .save_ledger("failed-run-1", &[7u8; 900_000])
+        .await
+        .unwrap();
+    assert_eq!(orphan.chunks, 3);
+    assert!(e.state.load_ledger(&orphan).await.is_ok());
+    let s = e
+        .producer()
+        .handle(request(SCHEDULED), later(), "n1")
+        .await
+        .unwrap();
+    assert_eq!(s.status, Status::Complete);
+    let err = e.state.load_ledger(&orphan).await.unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    let live = state(&e).await.unwrap().ledger.unwrap();
+    assert!(
+        e.state.load_ledger(&live).await.is_ok(),
+        "the live generation stays"
+    );
+}
+
+/// A damaged ledger stops incremental runs with an error that names it and
+/// the way out; a `full` run does not read it, so it recovers, rebuilding the
+/// ledger from what it sends; the next incremental run then sends nothing.
+#[tokio::test]
+async fn a_full_run_recovers_from_a_damaged_ledger() {
+    let e = env(1, None, None).await;
+    e.put(0..8, now() - 60, "x").await;
+    let p = e.producer();
+    p.handle(request(SCHEDULED), later(), "n1").await.unwrap();
+    assert_eq!(e.drain().await.len(), 8);
+    let live = state(&e).await.unwrap().ledger.unwrap();
+    e.state.delete_ledger(&live).await.unwrap();
+    let err = p
+        .handle(request(SCHEDULED), later(), "n2")
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryable");
+    assert!(err.message.contains("missing"), "{err}");
+    let s = p.handle(request(BACKFILL), later(), "full").await.unwrap();
+    assert_eq!(
+        (s.status, s.stats.sent_records),
+        (Status::Complete, 8),
+        "{s:?}"
+    );
+    assert_eq!(e.drain().await.len(), 8, "re-scored on purpose");
+    let s = p.handle(request(SCHEDULED), later(), "n3").await.unwrap();
+    assert_eq!(
+        (s.status, s.stats.sent_records),
+        (Status::Complete, 0),
+        "{s:?}"
+    );
+}
+
+/// A `since` backfill from an instant later than the incremental floor does
+/// not read what was updated between the two, so it leaves the watermark
+/// where it was: a record updated in that gap (written after the last run,
+/// dated before the backfill's instant) is still sent by the next
+/// incremental run, once; what the backfill sent is not sent again.
+#[tokio::test]
+async fn a_since_later_than_the_floor_leaves_the_watermark_and_loses_nothing() {
+    let e = env(1, None, None).await;
+    e.put(0..4, now() - 10_000, "old").await;
+    let p = e.producer();
+    p.handle(request(SCHEDULED), later(), "n1").await.unwrap();
+    assert_eq!(e.drain().await.len(), 4);
+    let watermark = state(&e).await.unwrap().watermark;
+    // Written late, dated 30 min ago: inside the next incremental window.
+    e.put_named(["gap".to_string()].into_iter(), now() - 1_800, "gap")
+        .await;
+    e.put_named(["recent".to_string()].into_iter(), now() - 60, "recent")
+        .await;
+    let since = (Utc::now() - chrono::Duration::minutes(10)).to_rfc3339();
+    let req = Request::from_event(&serde_json::json!({ "since": since })).unwrap();
+    let s = p.handle(req, later(), "since").await.unwrap();
+    assert_eq!(
+        (s.status, s.stats.sent_records),
+        (Status::Complete, 1),
+        "{s:?}"
+    );
+    assert_eq!(e.drain().await.keys().collect::<Vec<_>>(), ["recent"]);
+    assert_eq!(
+        state(&e).await.unwrap().watermark,
+        watermark,
+        "the watermark stays"
+    );
+    let s = p.handle(request(SCHEDULED), later(), "n2").await.unwrap();
+    assert_eq!(s.stats.sent_records, 1, "{s:?}");
+    assert_eq!(e.drain().await.keys().collect::<Vec<_>>(), ["gap"]);
+}
