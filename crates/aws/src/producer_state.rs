@@ -46,9 +46,16 @@ pub struct RunCheckpoint {
     /// `None`: everything).
     #[serde(default)]
     pub floor: Option<DateTime<Utc>>,
-    /// The ledger with the versions the run has sent so far.
+    /// The ledger the run started from (the completed state's; none for a
+    /// `full` run). Checkpoints written before `deltas` existed hold the
+    /// whole run's ledger here.
     #[serde(default)]
     pub ledger: Option<LedgerRef>,
+    /// The versions each checkpointed invocation added, one generation each:
+    /// a checkpoint writes only its invocation's versions, not the whole
+    /// ledger again.
+    #[serde(default)]
+    pub deltas: Vec<LedgerRef>,
     /// Where each scan segment stands.
     pub scan: ScanCheckpoint,
     /// When the run started.

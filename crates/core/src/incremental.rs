@@ -129,6 +129,11 @@ impl Ledger {
         self.entries.insert(fp, updated_at.timestamp_micros());
     }
 
+    /// Add every version of `other`.
+    pub fn merge(&mut self, other: Ledger) {
+        self.entries.extend(other.entries);
+    }
+
     /// Forget versions updated before `floor` (no later run looks at them).
     /// Returns how many were removed.
     pub fn prune(&mut self, floor: DateTime<Utc>) -> usize {
@@ -221,6 +226,9 @@ pub struct LedgerFilter {
     /// Versions in messages staged by an earlier attempt (re-sent verbatim,
     /// never packed again, whatever `rescore` says).
     staged: std::collections::HashSet<Fingerprint>,
+    /// The versions this filter added to the ledger (what a checkpoint
+    /// writes: only this invocation's, not the whole ledger again).
+    added: Ledger,
     before_floor: u64,
     behind_floor: u64,
     already_sent: u64,
@@ -269,6 +277,7 @@ impl LedgerFilter {
             last: None,
             guard_from: None,
             staged: Default::default(),
+            added: Ledger::new(),
             before_floor: 0,
             behind_floor: 0,
             already_sent: 0,
@@ -298,9 +307,19 @@ impl LedgerFilter {
     pub fn mark_staged(&mut self, r: &SourceRecord) {
         let fp = fingerprint(r);
         self.staged.insert(fp);
-        if self.keep_from.is_none_or(|k| r.updated_at >= k) {
-            self.ledger.insert(fp, r.updated_at);
+        self.keep(fp, r.updated_at);
+    }
+
+    fn keep(&mut self, fp: Fingerprint, updated_at: DateTime<Utc>) {
+        if self.keep_from.is_none_or(|k| updated_at >= k) {
+            self.ledger.insert(fp, updated_at);
+            self.added.insert(fp, updated_at);
         }
+    }
+
+    /// The versions this filter added to the ledger.
+    pub fn added(&self) -> &Ledger {
+        &self.added
     }
 
     /// Read "now" (for the clock-skew count) from `clock`.
@@ -362,9 +381,7 @@ impl ChangeFilter for LedgerFilter {
             Some((mark, fp)) if mark == RecordMark::of(r) => fp,
             _ => fingerprint(r),
         };
-        if self.keep_from.is_none_or(|k| r.updated_at >= k) {
-            self.ledger.insert(fp, r.updated_at);
-        }
+        self.keep(fp, r.updated_at);
     }
 }
 
@@ -502,8 +519,19 @@ mod tests {
         let mut f = LedgerFilter::new(ledger, None, true, Some(ago(50)));
         assert!(f.is_new(&rec("a", "v1", t)));
         f.observe(&rec("b", "old", ago(500)));
-        f.observe(&rec("c", "recent", ago(10)));
+        let c = rec("c", "recent", ago(10));
+        f.observe(&c);
         assert_eq!(f.ledger().len(), 2, "b is older than keep_from");
+        assert_eq!(f.added().len(), 1, "only c was added by this filter");
+        assert!(f.added().contains(&fingerprint(&c)));
+        let mut merged = Ledger::new();
+        merged.insert(fingerprint(&rec("a", "v1", t)), t);
+        merged.merge(f.added().clone());
+        assert_eq!(
+            &merged,
+            f.ledger(),
+            "a checkpoint's base and delta make the run's ledger"
+        );
     }
 
     #[test]

@@ -353,9 +353,9 @@ impl Producer {
         };
         let floor = window.floor;
         let totals_before = resume.as_ref().map(|c| c.totals).unwrap_or_default();
-        let (scan_from, run_ledger) = match resume {
-            Some(c) => (Some(c.scan), c.ledger),
-            None => (None, None),
+        let (scan_from, run_ledger, run_deltas) = match resume {
+            Some(c) => (Some(c.scan), c.ledger, c.deltas),
+            None => (None, None, Vec::new()),
         };
         // A full run re-sends everything and rebuilds the ledger from what it
         // sends: it never reads the stored one, so it also recovers from a
@@ -373,10 +373,13 @@ impl Producer {
         // Whether the stored generation was read back whole in this
         // invocation: only then may an unchanged ledger keep pointing at it.
         let stored_ledger_read = base_ledger.is_some() && base_ledger == state.ledger.as_ref();
-        let ledger = match base_ledger {
+        let mut ledger = match base_ledger {
             Some(r) => self.load_ledger(r).await?,
             None => Ledger::new(),
         };
+        for delta in &run_deltas {
+            ledger.merge(self.load_ledger(delta).await?);
+        }
         info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, floor = ?floor, guard_from = ?window.guard_from, ledger_versions = ledger.len());
 
         // What an earlier invocation staged: its versions are not packed
@@ -445,6 +448,7 @@ impl Producer {
             staged_messages: staged.len() as u64,
             lock_owner: None,
         };
+        let added = filter.added().clone();
         let mut ledger = filter.into_ledger();
         let totals = totals_before.plus(
             summary.stats.read,
@@ -454,16 +458,21 @@ impl Producer {
         );
 
         if stopped && !position.is_done() {
-            let saved = self
+            // Only this invocation's versions: the base and the earlier
+            // deltas are saved already.
+            let delta = self
                 .state
-                .save_ledger(&format!("{run_id}-{invocations}"), &ledger.encode())
+                .save_ledger(&format!("{run_id}-{invocations}"), &added.encode())
                 .await?;
             summary.ledger_versions = ledger.len() as u64;
+            let mut deltas = run_deltas.clone();
+            deltas.push(delta);
             let cp = RunCheckpoint {
                 run_id,
                 spec,
                 floor,
-                ledger: Some(saved.clone()),
+                ledger: base_ledger.cloned(),
+                deltas,
                 scan: position,
                 started_at,
                 invocations,
@@ -473,13 +482,7 @@ impl Producer {
             // Every staged version is in the checkpoint's ledger now.
             outbox.clear(&staged).await;
             summary.status = Status::Partial;
-            info!(message = "Stopped at a page boundary; checkpoint saved.", run_id = %cp.run_id, pages, ledger_versions = ledger.len());
-            // The run's previous generation (not the completed state's) is garbage now.
-            self.discard_ledgers(
-                [run_ledger.as_ref()],
-                &[Some(&saved), state.ledger.as_ref()],
-            )
-            .await;
+            info!(message = "Stopped at a page boundary; checkpoint saved.", run_id = %cp.run_id, pages, ledger_versions = ledger.len(), versions_written = added.len());
             return Ok(summary);
         }
 
@@ -538,8 +541,12 @@ impl Producer {
             self.state.clear_checkpoint(v).await?;
         }
         self.discard_ledgers(
-            [state.ledger.as_ref(), run_ledger.as_ref()],
-            &[Some(&saved)],
+            state
+                .ledger
+                .iter()
+                .chain(run_ledger.iter())
+                .chain(run_deltas.iter()),
+            &saved,
         )
         .await;
         match self.state.delete_orphan_ledgers(&[&saved.generation]).await {
@@ -607,14 +614,14 @@ impl Producer {
 
     /// Delete ledger generations nothing points at any more (`keep` are
     /// live). Best effort: a leftover generation is only wasted space.
-    async fn discard_ledgers<const N: usize>(
+    async fn discard_ledgers<'a>(
         &self,
-        garbage: [Option<&LedgerRef>; N],
-        keep: &[Option<&LedgerRef>],
+        garbage: impl Iterator<Item = &'a LedgerRef>,
+        keep: &LedgerRef,
     ) {
         let mut done: Vec<&str> = Vec::new();
-        for r in garbage.into_iter().flatten() {
-            let live = keep.iter().flatten().any(|k| k.generation == r.generation);
+        for r in garbage {
+            let live = keep.generation == r.generation;
             if live || done.contains(&r.generation.as_str()) {
                 continue;
             }

@@ -625,6 +625,15 @@ async fn a_split_run_leaves_every_invocations_versions_in_the_ledger() {
         if s.status == Status::Complete {
             break;
         }
+        // Each checkpoint writes only its invocation's versions (16 bytes of
+        // header, 24 a version), never the whole ledger again.
+        let cp: producer::RunCheckpoint = e.state.load_checkpoint().await.unwrap().unwrap().value;
+        assert_eq!(cp.deltas.len(), i + 1, "{cp:?}");
+        assert_eq!(
+            cp.deltas.last().unwrap().bytes,
+            16 + 24 * s.stats.sent_records,
+            "{s:?}"
+        );
     }
     assert_eq!(e.drain().await.len(), 30);
     let st = state(&e).await.unwrap();
@@ -668,6 +677,7 @@ async fn a_checkpoint_left_by_a_completed_run_is_dropped_not_resumed() {
         spec: producer::RunSpec::Incremental,
         floor: None,
         ledger: None,
+        deltas: Vec::new(),
         scan: etl_aws::ScanCheckpoint::start(1),
         started_at: Utc::now() - chrono::Duration::minutes(5),
         invocations: 1,
