@@ -35,7 +35,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::Utc;
-use etl_core::{decode_message, BackendError, Outbox, OutgoingMessage, Retry, RetryPolicy};
+use etl_core::{BackendError, Outbox, OutgoingMessage, Retry, RetryPolicy};
 use futures::{FutureExt, StreamExt};
 
 use crate::error::backend_error;
@@ -266,25 +266,15 @@ impl DynamoOutbox {
             )));
         }
         let body = String::from_utf8(body).map_err(|e| damaged(e.to_string()))?;
-        let decoded = decode_message(&body).map_err(|e| damaged(e.to_string()))?;
-        if decoded.content_id != content_id {
+        let (message, _) = OutgoingMessage::from_body(body).map_err(|e| damaged(e.to_string()))?;
+        if message.content_id != content_id {
             return Err(damaged(format!(
                 "its body has content id {}",
-                decoded.content_id
+                message.content_id
             )));
         }
         Ok(StagedMessage {
-            message: OutgoingMessage {
-                content_id,
-                record_count: decoded.records.len(),
-                max_updated_at: decoded
-                    .records
-                    .iter()
-                    .map(|r| r.updated_at)
-                    .max()
-                    .unwrap_or_default(),
-                body,
-            },
+            message,
             sent,
             chunks,
         })

@@ -729,18 +729,8 @@ fn killed_run_then_a_grown_input_lands_every_version_once(format: &str) {
             }
         })
         .collect();
-    let mut expected: std::collections::BTreeMap<(String, i64, String), etl_core::SourceRecord> =
-        Default::default();
-    for r in staged_records.iter().chain(&input_records) {
-        expected
-            .entry((
-                r.id.clone(),
-                r.updated_at.timestamp_micros(),
-                r.text.clone(),
-            ))
-            .or_insert_with(|| r.clone());
-    }
-    let expected: Vec<_> = expected.into_values().collect();
+    let expected =
+        etl_testkit::accounting::distinct_versions(staged_records.iter().chain(&input_records));
     assert!(
         expected.len() > input_records.len(),
         "old versions of edited records too"

@@ -13,7 +13,9 @@
 //! content id, so the same object key or the same `txn`), counts those
 //! versions as sent, and packs only the rest.
 //!
-//! Each line is `{"content_id": …, "body": …}`. A line is synced before its
+//! Each line is `{"content_id": …, "body": …}`, the body embedded as the JSON
+//! value it is (not re-escaped as a string: no second pass over the bytes,
+//! and the file is the size of the bodies). A line is synced before its
 //! message is sent, so a torn last line (a crash mid-append) is a message
 //! that was never sent and is ignored; any other damage stops the run,
 //! naming the line.
@@ -23,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use etl_core::{decode_message, BackendError, Outbox, OutgoingMessage};
-use serde::{Deserialize, Serialize};
+use etl_core::{BackendError, Outbox, OutgoingMessage};
+use serde::Deserialize;
 
 use crate::state::{state_dir, StateError};
 
@@ -33,10 +35,12 @@ pub fn outbox_path(lake: &Path) -> PathBuf {
     state_dir(lake).join("outbox.jsonl")
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Line<'a> {
+    #[serde(borrow)]
     content_id: std::borrow::Cow<'a, str>,
-    body: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    body: &'a serde_json::value::RawValue,
 }
 
 /// Appends staged messages to the lake's outbox file.
@@ -81,29 +85,19 @@ impl FileOutbox {
                 }
                 Err(e) => return Err(corrupt(&path, n, &e.to_string())),
             };
-            let decoded =
-                decode_message(&parsed.body).map_err(|e| corrupt(&path, n, &e.to_string()))?;
-            if decoded.content_id != parsed.content_id {
+            let (message, _) = OutgoingMessage::from_body(parsed.body.get().to_owned())
+                .map_err(|e| corrupt(&path, n, &e.to_string()))?;
+            if message.content_id != parsed.content_id {
                 return Err(corrupt(
                     &path,
                     n,
                     &format!(
                         "body has content id {}, the line says {}",
-                        decoded.content_id, parsed.content_id
+                        message.content_id, parsed.content_id
                     ),
                 ));
             }
-            out.push(OutgoingMessage {
-                content_id: parsed.content_id.into_owned(),
-                record_count: decoded.records.len(),
-                max_updated_at: decoded
-                    .records
-                    .iter()
-                    .map(|r| r.updated_at)
-                    .max()
-                    .unwrap_or_default(),
-                body: parsed.body.into_owned(),
-            });
+            out.push(message);
         }
         Ok(out)
     }
@@ -137,19 +131,18 @@ impl FileOutbox {
             *guard = Some(f);
         }
         let f = guard.as_mut().expect("opened above");
-        let mut buf = Vec::new();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut *f);
         for m in messages {
-            serde_json::to_writer(
-                &mut buf,
-                &Line {
-                    content_id: (&m.content_id).into(),
-                    body: (&m.body).into(),
-                },
-            )
-            .map_err(std::io::Error::other)?;
-            buf.push(b'\n');
+            // A body is one JSON object that our encoder wrote: no raw line
+            // breaks (they are escaped), so it embeds in one line as it is.
+            out.write_all(b"{\"content_id\":")?;
+            serde_json::to_writer(&mut out, &m.content_id).map_err(std::io::Error::other)?;
+            out.write_all(b",\"body\":")?;
+            out.write_all(m.body.as_bytes())?;
+            out.write_all(b"}\n")?;
         }
-        f.write_all(&buf)?;
+        out.flush()?;
+        drop(out);
         f.sync_data()
     }
 }

@@ -44,6 +44,24 @@ impl FromLake for Version {
     }
 }
 
+/// Each (id, `updated_at`, text) version among `records` once: what must
+/// land when several sources of versions overlap (what a failed run sent,
+/// and what the source holds now).
+pub fn distinct_versions<'a>(
+    records: impl IntoIterator<Item = &'a SourceRecord>,
+) -> Vec<SourceRecord> {
+    let mut seen = std::collections::BTreeMap::new();
+    for r in records {
+        seen.entry((
+            r.id.clone(),
+            r.updated_at.timestamp_micros(),
+            r.text.clone(),
+        ))
+        .or_insert_with(|| r.clone());
+    }
+    seen.into_values().collect()
+}
+
 /// The accounting of a scenario in which nothing may be dead-lettered.
 pub fn exactly_once(records: &[SourceRecord], lake: &[Version]) -> Accounting {
     Accounting::new(&versions(records), lake, &[], &BTreeSet::new())

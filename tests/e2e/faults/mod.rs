@@ -38,7 +38,8 @@ use std::time::{Duration, Instant, SystemTime};
 use etl_aws::{ComprehendAnalyzer, LanguageMode, SqsQueue};
 use etl_core::{decode_message, ConsumeOptions, Consumer, SourceRecord, VaderAnalyzer, WorkQueue};
 use etl_testkit::accounting::{
-    assert_ok, dead_versions, exactly_once, report, versions, Accounting, FromLake, Version,
+    assert_ok, dead_versions, distinct_versions, exactly_once, report, versions, Accounting,
+    FromLake, Version,
 };
 use etl_testkit::records::{ids, pack, plain_records, record, TEXTS};
 use etl_testkit::{

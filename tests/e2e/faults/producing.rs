@@ -467,22 +467,12 @@ async fn source_changes_between_a_failed_invocation_and_its_retry(tag: &str, fau
 
     // What must land once each: every staged version (sent before its
     // edit), and every version the source holds now.
-    let mut expected: BTreeMap<(String, i64, String), SourceRecord> = BTreeMap::new();
     let mut current: BTreeMap<String, SourceRecord> =
         records.iter().map(|r| (r.id.clone(), r.clone())).collect();
     for r in &later {
         current.insert(r.id.clone(), r.clone());
     }
-    for r in staged_records.iter().chain(current.values()) {
-        expected
-            .entry((
-                r.id.clone(),
-                r.updated_at.timestamp_micros(),
-                r.text.clone(),
-            ))
-            .or_insert_with(|| r.clone());
-    }
-    let expected: Vec<SourceRecord> = expected.into_values().collect();
+    let expected = distinct_versions(staged_records.iter().chain(current.values()));
     let drained = drain(&env.harness_queue(), &[env.vader_consumer()], 300).await;
     let (lake, _) = env.lake().await;
     let acc = exactly_once(&expected, &lake);

@@ -84,6 +84,28 @@ pub struct OutgoingMessage {
     pub max_updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl OutgoingMessage {
+    /// A message to send again exactly as it was sent before (an outbox's
+    /// staged body): the body is decoded, which checks its records against
+    /// its content id, and kept byte for byte. Also returns the decoded
+    /// message, whose records the caller marks as sent.
+    pub fn from_body(body: String) -> Result<(Self, QueueMessage), crate::error::MessageError> {
+        let decoded = decode_message(&body)?;
+        let message = Self {
+            content_id: decoded.content_id.clone(),
+            record_count: decoded.records.len(),
+            max_updated_at: decoded
+                .records
+                .iter()
+                .map(|r| r.updated_at)
+                .max()
+                .unwrap_or_default(),
+            body,
+        };
+        Ok((message, decoded))
+    }
+}
+
 fn record_json(r: &SourceRecord) -> String {
     let mut buf = Vec::with_capacity(128 + r.text.len());
     encode_record(&mut buf, r);
