@@ -106,6 +106,13 @@ fn status_text(s: &LakeStatus) -> String {
             s.lake.display()
         );
     }
+    if s.staged_messages > 0 {
+        let _ = writeln!(
+            o,
+            "staged              {} message(s) of an interrupted run: the next `etl run` re-sends them as they were",
+            s.staged_messages
+        );
+    }
     let _ = writeln!(o, "queue               in-process (empty between runs)");
     let _ = writeln!(
         o,

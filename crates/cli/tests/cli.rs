@@ -662,6 +662,9 @@ fn killed_run_then_a_grown_input_lands_every_version_once(format: &str) {
         "killed before its state was saved"
     );
     let staged = etl_local::FileOutbox::load(&lake).unwrap();
+    let st = etl(&["status", "--lake", l, "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["staged_messages"], staged.len(), "etl status shows them");
     assert!(
         outbox.exists() && staged.len() >= 3,
         "{} staged",

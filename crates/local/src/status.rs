@@ -103,6 +103,9 @@ pub struct LakeStatus {
     /// In-progress files of an interrupted `etl redrive` (finish it with
     /// `etl redrive`): the local counterpart of an unfinished checkpoint.
     pub unfinished_redrive: Vec<PathBuf>,
+    /// Messages an interrupted `etl run` staged (`_state/outbox.jsonl`): the
+    /// next run re-sends them verbatim before anything else.
+    pub staged_messages: usize,
     /// The last runs, oldest first.
     pub runs: Vec<RunRecord>,
     /// Partitions of the table, by `dt`.
@@ -160,6 +163,7 @@ pub fn status(lake: &Path, runs: usize) -> std::io::Result<LakeStatus> {
         state_error,
         lock,
         unfinished_redrive: crate::redrive::in_progress(lake),
+        staged_messages: crate::outbox::FileOutbox::load(lake).map_or(0, |m| m.len()),
         runs,
         partitions: partitions(lake)?,
         rejects: tally(&LakePaths::rejects(lake), |v: serde_json::Value| {

@@ -58,6 +58,10 @@ pub struct CloudStatus {
     pub checkpoint: Option<RunCheckpoint>,
     /// The run lock's holder and expiry (epoch seconds), when held.
     pub lock: Option<(String, i64)>,
+    /// Messages the producer staged and has not yet recorded as done (a
+    /// failed invocation's: the next one re-sends the unconfirmed ones
+    /// verbatim), and how many of them SQS had not confirmed.
+    pub staged: Staged,
     /// The last completed runs, oldest first.
     pub runs: Vec<RunReport>,
     /// The work queue.
@@ -66,6 +70,15 @@ pub struct CloudStatus {
     pub dead_letters: Option<QueueDepth>,
     /// Partitions of the table.
     pub partitions: Vec<Partition>,
+}
+
+/// The producer's outbox, as `etl status --stack` shows it.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Staged {
+    /// Messages staged.
+    pub messages: usize,
+    /// Of those, not confirmed by SQS.
+    pub unconfirmed: usize,
 }
 
 /// Read the state item and checkpoint of the stack's producer.
@@ -197,6 +210,20 @@ pub async fn status(t: &Target, runs: usize, json: bool) -> Result<ExitCode> {
     let s = resolve(t, &c).await?;
     let bar = crate::ops::spinner("reading the stack's state");
     let (state, checkpoint, lock) = producer_state(&s, &c).await?;
+    let staged = match (&s.state_table, &s.source_table) {
+        (Some(table), Some(scope)) => {
+            let outbox = etl_aws::DynamoOutbox::new(c.dynamodb.clone(), table, scope, "etl-status");
+            let all = outbox
+                .load()
+                .await
+                .context("reading the producer's outbox")?;
+            Staged {
+                messages: all.len(),
+                unconfirmed: all.iter().filter(|m| !m.sent).count(),
+            }
+        }
+        _ => Staged::default(),
+    };
     let queue = match &s.queue_url {
         Some(u) => Some(queue_depth(&c, u).await?),
         None => None,
@@ -226,6 +253,7 @@ pub async fn status(t: &Target, runs: usize, json: bool) -> Result<ExitCode> {
         watermark: state.as_ref().and_then(|s| s.watermark),
         checkpoint,
         lock,
+        staged,
         runs: history.split_off(skip),
         queue,
         dead_letters,
@@ -287,6 +315,13 @@ fn text(s: &CloudStatus) -> String {
                 c.totals.sent_records
             );
         }
+    }
+    if s.staged.messages > 0 {
+        let _ = writeln!(
+            o,
+            "staged              {} message(s) of a failed invocation, {} not confirmed by SQS: the next invocation re-sends those verbatim",
+            s.staged.messages, s.staged.unconfirmed
+        );
     }
     match &s.lock {
         None => {
