@@ -299,17 +299,22 @@ impl DynamoOutbox {
         all.sort();
         all.dedup();
         let heads: Vec<String> = all.iter().map(|(c, _)| self.head_pk(c)).collect();
-        let deleted = self.delete_all(heads).await;
+        let gone = self.delete_all(heads).await;
+        // Only the bodies of messages whose head is gone: a head left behind
+        // must still find its body whole.
         let bodies: Vec<String> = all
             .iter()
-            .flat_map(|(c, n)| (0..*n).map(move |i| (c.clone(), i)))
+            .zip(&gone)
+            .filter(|(_, deleted)| **deleted)
+            .flat_map(|((c, n), _)| (0..*n).map(move |i| (c.clone(), i)))
             .map(|(c, i)| self.chunk_pk(&c, i))
             .collect();
         self.delete_all(bodies).await;
-        deleted
+        gone.iter().filter(|d| **d).count()
     }
 
-    async fn delete_all(&self, keys: Vec<String>) -> usize {
+    /// Delete `keys`; whether each one was deleted, in order.
+    async fn delete_all(&self, keys: Vec<String>) -> Vec<bool> {
         let deletes = keys.into_iter().map(|key| async move {
             let target = self.target(&key);
             idempotent(|| {
@@ -323,19 +328,19 @@ impl DynamoOutbox {
             .await
         });
         let results: Vec<Result<_, BackendError>> = futures::stream::iter(deletes)
-            .buffer_unordered(PARALLEL_WRITES)
+            .buffered(PARALLEL_WRITES)
             .collect()
             .await;
-        let mut ok = 0;
-        for r in results {
-            match r {
-                Ok(_) => ok += 1,
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(_) => true,
                 Err(e) => {
                     tracing::warn!(message = "Could not delete a staged message item; the next invocation finds it again, or it expires.", error = %e);
+                    false
                 }
-            }
-        }
-        ok
+            })
+            .collect()
     }
 }
 

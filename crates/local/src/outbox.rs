@@ -69,21 +69,46 @@ impl FileOutbox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StateError::io(&path, e)),
         };
-        let mut lines = std::io::BufReader::new(file).lines().peekable();
+        let mut reader = std::io::BufReader::new(file);
         let mut out = Vec::new();
         let mut n = 0usize;
-        while let Some(line) = lines.next() {
+        let mut offset = 0u64;
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            let read = reader
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| StateError::io(&path, e))?;
+            if read == 0 {
+                break;
+            }
             n += 1;
-            let line = line.map_err(|e| StateError::io(&path, e))?;
-            let last = lines.peek().is_none();
-            let parsed: Line<'_> = match serde_json::from_str(&line) {
-                Ok(l) => l,
-                // Torn by a crash mid-append: never synced, never sent.
-                Err(_) if last => {
-                    tracing::warn!(message = "Ignoring a torn last line of the outbox (its message was never sent).", path = %path.display(), line = n);
+            let start = offset;
+            offset += read as u64;
+            let complete = raw.last() == Some(&b'\n');
+            let parsed: Result<Line<'_>, String> = std::str::from_utf8(&raw)
+                .map_err(|e| e.to_string())
+                .and_then(|l| {
+                    serde_json::from_str(l.trim_end_matches('\n')).map_err(|e| e.to_string())
+                });
+            let at_end = reader.fill_buf().is_ok_and(|b| b.is_empty());
+            let parsed = match parsed {
+                Ok(l) if complete => l,
+                Err(e) if complete && !at_end => return Err(corrupt(&path, n, &e)),
+                // Torn by a crash mid-append (only ever the last line): its
+                // message was never synced, so never sent. Cut it off, or
+                // the next append would join it.
+                _ => {
+                    tracing::warn!(message = "Cutting a torn last line off the outbox (its message was never sent).", path = %path.display(), line = n);
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| StateError::io(&path, e))?;
+                    f.set_len(start)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| StateError::io(&path, e))?;
                     break;
                 }
-                Err(e) => return Err(corrupt(&path, n, &e.to_string())),
             };
             let (message, _) = OutgoingMessage::from_body(parsed.body.get().to_owned())
                 .map_err(|e| corrupt(&path, n, &e.to_string()))?;
@@ -223,7 +248,11 @@ mod tests {
             .unwrap();
         f.write_all(b"{\"content_id\":\"x\",\"bo").unwrap();
         assert_eq!(FileOutbox::load(dir.path()).unwrap(), vec![a.clone()]);
-        // The same damage followed by another line is not a torn append.
+        assert!(
+            std::fs::read(&path).unwrap().ends_with(b"}\n"),
+            "the torn line is cut off, so the next append starts a line of its own"
+        );
+        // Damage followed by another line is not a torn append.
         f.write_all(b"\n{}\n").unwrap();
         let err = FileOutbox::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");

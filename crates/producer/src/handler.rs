@@ -279,12 +279,18 @@ impl Producer {
             Request::Scheduled | Request::Incremental | Request::Resume
         );
         let checkpoint_version = existing.as_ref().map(|c| c.version);
+        // The versions a replaced run sent (its base and deltas) go on with
+        // the new run's ledger: a backfill that does not move the watermark
+        // must not forget them, or the next incremental run sends them again.
+        let mut inherited = Vec::new();
         let resume = match existing {
             Some(cp) if follows_checkpoint || requested.as_ref() == Some(&cp.value.spec) => {
                 Some(cp.value)
             }
             Some(cp) => {
-                warn!(message = "Starting a new run; the unfinished run's checkpoint will be replaced.", unfinished_run = %cp.value.run_id, requested = ?requested);
+                warn!(message = "Starting a new run; the unfinished run's checkpoint will be replaced (the versions it sent stay in the ledger).", unfinished_run = %cp.value.run_id, requested = ?requested);
+                inherited.extend(cp.value.ledger);
+                inherited.extend(cp.value.deltas);
                 None
             }
             None => None,
@@ -296,7 +302,7 @@ impl Producer {
         let run_id = resume
             .as_ref()
             .map_or_else(|| request_id.to_owned(), |c| c.run_id.clone());
-        self.run(spec, resume, checkpoint_version, run_id, stop_at)
+        self.run(spec, resume, inherited, checkpoint_version, run_id, stop_at)
             .await
     }
 
@@ -304,6 +310,7 @@ impl Producer {
         &self,
         spec: RunSpec,
         resume: Option<RunCheckpoint>,
+        inherited: Vec<LedgerRef>,
         checkpoint_version: Option<u64>,
         run_id: String,
         stop_at: tokio::time::Instant,
@@ -355,7 +362,7 @@ impl Producer {
         let totals_before = resume.as_ref().map(|c| c.totals).unwrap_or_default();
         let (scan_from, run_ledger, run_deltas) = match resume {
             Some(c) => (Some(c.scan), c.ledger, c.deltas),
-            None => (None, None, Vec::new()),
+            None => (None, None, inherited),
         };
         // A full run re-sends everything and rebuilds the ledger from what it
         // sends: it never reads the stored one, so it also recovers from a
@@ -479,8 +486,12 @@ impl Producer {
                 totals,
             };
             self.state.save_checkpoint(&cp, checkpoint_version).await?;
-            // Every staged version is in the checkpoint's ledger now.
-            outbox.clear(&staged).await;
+            // What this invocation staged is in the checkpoint's ledger now.
+            // What it loaded stays staged until the run completes: the next
+            // invocation may scan those records again (pages come in another
+            // order), and only the staged set keeps a backfill, or a version
+            // older than the ledger keeps, from packing them again.
+            outbox.clear(&[]).await;
             summary.status = Status::Partial;
             info!(message = "Stopped at a page boundary; checkpoint saved.", run_id = %cp.run_id, pages, ledger_versions = ledger.len(), versions_written = added.len());
             return Ok(summary);

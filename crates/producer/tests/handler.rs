@@ -791,3 +791,60 @@ async fn a_since_later_than_the_floor_leaves_the_watermark_and_loses_nothing() {
     assert_eq!(s.stats.sent_records, 1, "{s:?}");
     assert_eq!(e.drain().await.keys().collect::<Vec<_>>(), ["gap"]);
 }
+
+/// A backfill that replaces an unfinished run's checkpoint keeps the
+/// versions that run already sent: the backfill (here, a `since` before any
+/// completed run, which does not set the watermark) completes, and the next
+/// incremental run sends what the replaced run had not sent, and nothing
+/// twice.
+#[tokio::test]
+async fn a_backfill_replacing_an_unfinished_run_keeps_what_it_sent() {
+    let e = env(1, Some(2), Some(1)).await;
+    e.put(0..6, now() - 60, "x").await;
+    let p = e.producer();
+    let s = p.handle(request(SCHEDULED), later(), "a1").await.unwrap();
+    assert_eq!(
+        (s.status, s.stats.sent_records),
+        (Status::Partial, 2),
+        "{s:?}"
+    );
+    let since = (Utc::now() - chrono::Duration::seconds(10)).to_rfc3339();
+    let mut first = true;
+    for i in 0..10 {
+        let req = Request::from_event(&serde_json::json!({ "since": since })).unwrap();
+        let s = p.handle(req, later(), &format!("b{i}")).await.unwrap();
+        if first {
+            assert_eq!(
+                s.ledger_versions, 2,
+                "the replaced run's versions carried over: {s:?}"
+            );
+            first = false;
+        }
+        assert_eq!(s.stats.sent_records, 0, "{s:?}");
+        if s.status == Status::Complete {
+            break;
+        }
+    }
+    assert!(
+        state(&e).await.unwrap().watermark.is_none(),
+        "no watermark before an incremental run completes"
+    );
+    let mut sent = e.drain().await;
+    for i in 0..10 {
+        let s = p
+            .handle(request(SCHEDULED), later(), &format!("c{i}"))
+            .await
+            .unwrap();
+        for (id, n) in e.drain().await {
+            *sent.entry(id).or_insert(0) += n;
+        }
+        if s.status == Status::Complete {
+            break;
+        }
+    }
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "nothing sent twice: {sent:?}"
+    );
+}
