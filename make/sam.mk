@@ -73,10 +73,10 @@ check-docker:
 	  exit 1; }
 
 invoke-producer: check-docker $(VENV_IAC_STAMP)
-	$(SAM) local invoke ProducerFunction -e events/scheduled-event.json --beta-features
+	$(SAM) local invoke ProducerFunction -e events/scheduled-event.json --beta-features --skip-pull-image
 
 invoke-consumer: check-docker $(VENV_IAC_STAMP)
-	$(SAM) local invoke ConsumerFunction -e events/sqs-batch.json --beta-features
+	$(SAM) local invoke ConsumerFunction -e events/sqs-batch.json --beta-features --skip-pull-image
 
 # Runs the real binary under cargo lambda's local Lambda runtime API (the
 # Docker-free stand-in for sam local invoke): start `cargo lambda watch` in the

@@ -39,7 +39,7 @@ use etl_core::{BackendError, Outbox, OutgoingMessage, Retry, RetryPolicy};
 use futures::{FutureExt, StreamExt};
 
 use crate::error::backend_error;
-use crate::state::{sha256_hex, LEDGER_CHUNK_BYTES};
+use crate::state::{read_chunks, sha256_hex, LEDGER_CHUNK_BYTES};
 
 /// How long staged items live if nothing deletes them (the state table's
 /// TTL): far longer than any gap between two scheduled invocations.
@@ -224,31 +224,9 @@ impl DynamoOutbox {
         let sent = matches!(head.get("sent"), Some(AttributeValue::Bool(true)));
         let chunks = number("chunks")? as u32;
         let bytes = number("bytes")?;
-        let mut packed = Vec::new();
-        for n in 0..chunks {
-            let key = self.chunk_pk(&content_id, n);
-            let t = self.target(&key);
-            let item = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(key))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| backend_error("GetItem", &t, &e))?
-                .item;
-            match item.as_ref().and_then(|i| i.get("body")) {
-                Some(AttributeValue::B(b)) => packed.extend_from_slice(b.as_ref()),
-                _ => {
-                    return Err(BackendError::permanent(
-                        "GetItem",
-                        t,
-                        format!("chunk {n} of {chunks} of staged message {content_id} is missing"),
-                    ))
-                }
-            }
-        }
+        let keys = (0..chunks).map(|n| self.chunk_pk(&content_id, n));
+        let what = format!("staged message {content_id}");
+        let packed = read_chunks(&self.client, &self.table, keys, "body", &what).await?;
         let damaged = |why: String| {
             BackendError::permanent(
                 "GetItem",

@@ -320,25 +320,9 @@ impl StateStore {
     /// Read a ledger generation back, checking every chunk is there and the
     /// bytes hash to what the reference says.
     pub async fn load_ledger(&self, reference: &LedgerRef) -> Result<Vec<u8>, BackendError> {
-        let mut bytes = Vec::with_capacity(reference.bytes as usize);
-        for n in 0..reference.chunks {
-            let key = self.ledger_pk(&reference.generation, n);
-            let target = format!("table {} item {key}", self.table);
-            let item = self.get_pk(key).await?;
-            match item.as_ref().and_then(|i| i.get("data")) {
-                Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
-                _ => {
-                    return Err(BackendError::permanent(
-                        "GetItem",
-                        target,
-                        format!(
-                            "ledger generation {} chunk {n} of {} is missing",
-                            reference.generation, reference.chunks
-                        ),
-                    ))
-                }
-            }
-        }
+        let keys = (0..reference.chunks).map(|n| self.ledger_pk(&reference.generation, n));
+        let what = format!("ledger generation {}", reference.generation);
+        let bytes = read_chunks(&self.client, &self.table, keys, "data", &what).await?;
         let sha256 = sha256_hex(&bytes);
         if bytes.len() as u64 != reference.bytes || sha256 != reference.sha256 {
             return Err(BackendError::permanent(
@@ -567,6 +551,43 @@ fn version_of(item: &HashMap<String, AttributeValue>) -> u64 {
         Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// The `attr` binary attributes of the items `keys`, concatenated in order,
+/// each a consistent read: a value stored in chunks (a ledger generation, a
+/// staged message body). A missing chunk is a permanent error naming `what`.
+pub(crate) async fn read_chunks(
+    client: &Client,
+    table: &str,
+    keys: impl ExactSizeIterator<Item = String>,
+    attr: &str,
+    what: &str,
+) -> Result<Vec<u8>, BackendError> {
+    let chunks = keys.len();
+    let mut bytes = Vec::new();
+    for (n, key) in keys.enumerate() {
+        let target = format!("table {table} item {key}");
+        let item = client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend_error("GetItem", &target, &e))?
+            .item;
+        match item.as_ref().and_then(|i| i.get(attr)) {
+            Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
+            _ => {
+                return Err(BackendError::permanent(
+                    "GetItem",
+                    target,
+                    format!("{what}: chunk {n} of {chunks} is missing"),
+                ))
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 /// Hex SHA-256 of some bytes, as [`LedgerRef::sha256`] holds it.

@@ -200,11 +200,11 @@ impl Outbox for FileOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeZone, Utc};
+    use chrono::Utc;
     use etl_core::{build_message, SourceRecord};
 
     fn msg(ids: &[&str]) -> OutgoingMessage {
-        let t = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let t = etl_core::record::truncate_micros(Utc::now()) - chrono::Duration::hours(3);
         build_message(
             ids.iter()
                 .map(|id| SourceRecord {
