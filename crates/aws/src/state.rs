@@ -582,7 +582,7 @@ pub(crate) async fn read_chunks(
                 return Err(BackendError::permanent(
                     "GetItem",
                     target,
-                    format!("{what}: chunk {n} of {chunks} is missing"),
+                    format!("{what} chunk {n} of {chunks} is missing"),
                 ))
             }
         }
