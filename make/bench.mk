@@ -51,3 +51,21 @@ bench: venv $(BENCH_VENV)/.stamp bench-etl bench-hotpath bench-lambda-bins
 
 bench-clean:
 	rm -rf bench/data bench/results
+
+## The producer ledger's memory ------------------------------------------------
+#
+#   make bench-ledger          peak resident memory of the producer's ledger work
+#                              (load a stored generation, record 10% new versions,
+#                              probe all, prune, encode) at 1M and 4M versions: the
+#                              bounded spill ledger against the whole-in-memory way
+#                              it replaced. Lines in bench/results/ledger.jsonl.
+
+BENCH_LEDGER_SIZES ?= 1000000 4000000
+
+.PHONY: bench-ledger
+bench-ledger:
+	$(BENCH_NICE) $(CARGO) build --workspace --features etl-cli/cloud --examples
+	mkdir -p bench/results
+	for n in $(BENCH_LEDGER_SIZES); do for s in memory spill; do \
+	  $(BENCH_NICE) $(CARGO_TARGET_DIR)/debug/examples/ledger_memory --versions $$n --store $$s || exit 1; \
+	done; done | tee bench/results/ledger.jsonl

@@ -188,6 +188,8 @@ def main() -> int:
             "OUTPUT_BUCKET": "lake", "OUTPUT_PREFIX": "lake", "GLUE_DATABASE": "nights",
             "GLUE_TABLE": "sentiment", "SENTIMENT_ENGINE": "vader",
             "DEAD_LETTER_QUEUE_URL": dlq, "LOOKBACK_SECONDS": "3600",
+            # Far below the bulk load, so the ledger lives in sorted spill files.
+            "LEDGER_MEMORY_VERSIONS": "1000",
         }
         env_file = tempfile.NamedTemporaryFile("w", suffix=".env", delete=False)
         env_file.write("".join(f"{k}={v}\n" for k, v in env.items()))

@@ -90,6 +90,9 @@ async fn dynamodb_items_reach_s3_exactly_once_through_both_handlers() {
         fields: FieldMap::default(),
         deadline_margin: Duration::from_secs(5),
         lookback: etl_core::incremental::DEFAULT_LOOKBACK,
+        // Small, so the ledger spills to sorted files as it would after a bulk import.
+        ledger_spill_dir: std::env::temp_dir(),
+        ledger_memory_versions: 500,
     };
     let producer = Producer::from_parts(
         config,

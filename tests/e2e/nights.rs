@@ -106,6 +106,9 @@ impl Nights {
             fields: FieldMap::default(),
             deadline_margin: Duration::from_secs(5),
             lookback: Duration::from_secs(3600),
+            // Small, so the ledger spills to sorted files as it would after a bulk import.
+            ledger_spill_dir: std::env::temp_dir(),
+            ledger_memory_versions: 500,
         };
         let mut producer = Producer::from_parts(
             config,

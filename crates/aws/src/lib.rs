@@ -21,6 +21,7 @@ pub mod emf;
 mod error;
 pub mod glue;
 pub mod lambda;
+pub mod ledger;
 pub mod outbox;
 pub mod producer_state;
 pub mod rate;

@@ -272,72 +272,120 @@ impl StateStore {
         Ok(out.item)
     }
 
-    /// Store a ledger (the bytes of core's `Ledger::encode`) as a new
-    /// generation: chunks of at most [`LEDGER_CHUNK_BYTES`] in items
+    /// Store a ledger (core's `write_ledger` encoding) as a new generation:
+    /// chunks of at most [`LEDGER_CHUNK_BYTES`] in items
     /// `<scope>#ledger#<generation>#<n>`, so its size is not capped by
-    /// DynamoDB's 400 KB item limit. Nothing points at it until the caller
-    /// saves the returned reference in the state or a checkpoint, so a
-    /// half-written generation is never read. Writes are idempotent puts.
-    /// The generation is named `<prefix>-<unique token>`: a retried
-    /// invocation never overwrites a generation something points at.
-    pub async fn save_ledger(&self, prefix: &str, bytes: &[u8]) -> Result<LedgerRef, BackendError> {
+    /// DynamoDB's 400 KB item limit. The bytes are read a chunk at a time
+    /// (at most four chunks in memory), so a ledger of any size is written
+    /// incrementally. Nothing points at it until the caller saves the
+    /// returned reference in the state or a checkpoint, so a half-written
+    /// generation is never read. Writes are idempotent puts. The generation
+    /// is named `<prefix>-<unique token>`: a retried invocation never
+    /// overwrites a generation something points at.
+    pub async fn save_ledger<B: LedgerBytes + ?Sized>(
+        &self,
+        prefix: &str,
+        bytes: &B,
+    ) -> Result<LedgerRef, BackendError> {
         let generation = format!("{prefix}-{}", &write_token()[..12]);
         let generation = generation.as_str();
-        let chunks: Vec<&[u8]> = if bytes.is_empty() {
-            vec![bytes]
-        } else {
-            bytes.chunks(LEDGER_CHUNK_BYTES).collect()
-        };
-        let sha256 = sha256_hex(bytes);
-        let reference = LedgerRef {
-            generation: generation.to_owned(),
-            chunks: chunks.len() as u32,
-            bytes: bytes.len() as u64,
-            sha256,
-        };
-        let puts = chunks.iter().enumerate().map(|(n, chunk)| {
+        let len = bytes.len();
+        let chunks = len.div_ceil(LEDGER_CHUNK_BYTES as u64).max(1);
+        let mut hash = Sha256::new();
+        let puts = futures::stream::iter(0..chunks).map(|n| {
             let key = self.ledger_pk(generation, n as u32);
             let target = format!("table {} item {key}", self.table);
-            self.client
+            let offset = n * LEDGER_CHUNK_BYTES as u64;
+            let mut chunk = vec![0u8; (len - offset).min(LEDGER_CHUNK_BYTES as u64) as usize];
+            // Read in order, as the stream is polled: the hash sees the bytes
+            // in order whatever order the puts finish in.
+            let read = bytes.read_exact_at(&mut chunk, offset);
+            hash.update(&chunk);
+            let put = self
+                .client
                 .put_item()
                 .table_name(&self.table)
                 .item("pk", AttributeValue::S(key))
-                .item("data", AttributeValue::B(Blob::new(chunk.to_vec())))
-                .send()
-                .map(move |r| r.map_err(|e| backend_error("PutItem", target, &e)))
+                .item("data", AttributeValue::B(Blob::new(chunk)));
+            async move {
+                read.map_err(|e| {
+                    BackendError::permanent(
+                        "PutItem",
+                        &target,
+                        format!("cannot read the encoded ledger: {e}"),
+                    )
+                })?;
+                put.send()
+                    .await
+                    .map_err(|e| backend_error("PutItem", target, &e))
+            }
         });
         // A few at a time: each chunk is up to ~350 KB of write capacity.
-        let results: Vec<Result<_, BackendError>> = futures::stream::iter(puts)
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        for r in results {
+        let mut puts = puts.buffer_unordered(4);
+        while let Some(r) = puts.next().await {
             r?;
         }
-        Ok(reference)
+        drop(puts);
+        Ok(LedgerRef {
+            generation: generation.to_owned(),
+            chunks: chunks as u32,
+            bytes: len,
+            sha256: hex::encode(hash.finalize()),
+        })
     }
 
     /// Read a ledger generation back, checking every chunk is there and the
     /// bytes hash to what the reference says.
     pub async fn load_ledger(&self, reference: &LedgerRef) -> Result<Vec<u8>, BackendError> {
+        let mut bytes = Vec::new();
+        self.load_ledger_into(reference, &mut bytes).await?;
+        Ok(bytes)
+    }
+
+    /// [`StateStore::load_ledger`] into a writer, a chunk at a time: memory
+    /// does not grow with the ledger. The writer has every byte when this
+    /// returns `Ok`, and should be discarded on an error.
+    pub async fn load_ledger_into(
+        &self,
+        reference: &LedgerRef,
+        w: &mut impl std::io::Write,
+    ) -> Result<(), BackendError> {
         let keys = (0..reference.chunks).map(|n| self.ledger_pk(&reference.generation, n));
         let what = format!("ledger generation {}", reference.generation);
-        let bytes = read_chunks(&self.client, &self.table, keys, "data", &what).await?;
-        let sha256 = sha256_hex(&bytes);
-        if bytes.len() as u64 != reference.bytes || sha256 != reference.sha256 {
+        let target = self.target(&format!("ledger#{}", reference.generation));
+        let mut hash = Sha256::new();
+        let mut len = 0u64;
+        read_chunks_with(&self.client, &self.table, keys, "data", &what, |chunk| {
+            hash.update(chunk);
+            len += chunk.len() as u64;
+            w.write_all(chunk).map_err(|e| {
+                BackendError::permanent(
+                    "GetItem",
+                    &target,
+                    format!("cannot write the ledger to local disk: {e}"),
+                )
+            })
+        })
+        .await?;
+        w.flush().map_err(|e| {
+            BackendError::permanent(
+                "GetItem",
+                &target,
+                format!("cannot write the ledger to local disk: {e}"),
+            )
+        })?;
+        let sha256 = hex::encode(hash.finalize());
+        if len != reference.bytes || sha256 != reference.sha256 {
             return Err(BackendError::permanent(
                 "GetItem",
-                self.target(&format!("ledger#{}", reference.generation)),
+                target,
                 format!(
-                    "ledger generation {} is corrupt: {} bytes with SHA-256 {sha256}, expected {} bytes with {}",
-                    reference.generation,
-                    bytes.len(),
-                    reference.bytes,
-                    reference.sha256
+                    "ledger generation {} is corrupt: {len} bytes with SHA-256 {sha256}, expected {} bytes with {}",
+                    reference.generation, reference.bytes, reference.sha256
                 ),
             ));
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// Delete a ledger generation nothing points at any more.
@@ -563,8 +611,26 @@ pub(crate) async fn read_chunks(
     attr: &str,
     what: &str,
 ) -> Result<Vec<u8>, BackendError> {
-    let chunks = keys.len();
     let mut bytes = Vec::new();
+    read_chunks_with(client, table, keys, attr, what, |chunk| {
+        bytes.extend_from_slice(chunk);
+        Ok(())
+    })
+    .await?;
+    Ok(bytes)
+}
+
+/// [`read_chunks`], handing each chunk to `each` in order instead of
+/// collecting them.
+pub(crate) async fn read_chunks_with(
+    client: &Client,
+    table: &str,
+    keys: impl ExactSizeIterator<Item = String>,
+    attr: &str,
+    what: &str,
+    mut each: impl FnMut(&[u8]) -> Result<(), BackendError>,
+) -> Result<(), BackendError> {
+    let chunks = keys.len();
     for (n, key) in keys.enumerate() {
         let target = format!("table {table} item {key}");
         let item = client
@@ -577,7 +643,7 @@ pub(crate) async fn read_chunks(
             .map_err(|e| backend_error("GetItem", &target, &e))?
             .item;
         match item.as_ref().and_then(|i| i.get(attr)) {
-            Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
+            Some(AttributeValue::B(b)) => each(b.as_ref())?,
             _ => {
                 return Err(BackendError::permanent(
                     "GetItem",
@@ -587,7 +653,44 @@ pub(crate) async fn read_chunks(
             }
         }
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// Bytes to store as a ledger generation, read a chunk at a time.
+pub trait LedgerBytes: Sync {
+    /// Their length.
+    fn len(&self) -> u64;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fill `buf` from `offset`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl LedgerBytes for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let src = self
+            .get(start..start + buf.len())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl LedgerBytes for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
 }
 
 /// Hex SHA-256 of some bytes, as [`LedgerRef::sha256`] holds it.

@@ -28,6 +28,7 @@
 //! its window whatever the ledger says, and records what it sent.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -75,14 +76,37 @@ pub fn next_watermark(
     previous.map_or(run_started_at, |p| p.max(run_started_at))
 }
 
-/// The versions sent, each with its `updated_at` (to prune by).
+/// Where a run keeps the versions sent: in memory ([`Ledger`]), or, where a
+/// ledger can outgrow memory (the producer Lambda after a bulk import), a
+/// backend's store that spills to disk. Fallible because such a store reads
+/// and writes files; the in-memory ledger never fails.
+pub trait VersionLedger: Send {
+    /// Whether this version was sent.
+    fn contains(&self, fp: &Fingerprint) -> std::io::Result<bool>;
+    /// Record a version as sent (a version already held is left as it is).
+    fn insert(&mut self, fp: Fingerprint, updated_at: DateTime<Utc>) -> std::io::Result<()>;
+    /// Versions held.
+    fn len(&self) -> u64;
+    /// Whether it holds none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Forget versions updated before `floor` (no later run looks at them).
+    /// Returns how many were removed.
+    fn prune(&mut self, floor: DateTime<Utc>) -> std::io::Result<u64>;
+}
+
+/// The versions sent, each with its `updated_at` (to prune by), in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
     entries: HashMap<Fingerprint, i64>,
 }
 
 const LEDGER_MAGIC: &[u8; 8] = b"ETLLG01\n";
-const ENTRY: usize = 24;
+/// Bytes of one encoded ledger entry: the fingerprint, then `updated_at` in
+/// microseconds (i64 LE).
+pub const LEDGER_ENTRY_BYTES: usize = 24;
+const ENTRY: usize = LEDGER_ENTRY_BYTES;
 
 /// A ledger's bytes could not be read back.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -94,13 +118,152 @@ pub enum LedgerError {
     #[error("truncated or padded: {len} bytes for {count} entries")]
     Length {
         /// Bytes present.
-        len: usize,
+        len: u64,
         /// Entries declared.
         count: u64,
     },
     /// Entries out of order or repeated.
     #[error("entries not strictly sorted at entry {0}")]
-    Unsorted(usize),
+    Unsorted(u64),
+    /// The bytes could not be read (or written).
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for LedgerError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.to_string())
+    }
+}
+
+/// Write a ledger in its canonical form: a header, the count, then `count`
+/// entries strictly ascending by fingerprint (16 bytes fingerprint, 8 bytes
+/// `updated_at` µs LE). Streams: memory does not grow with the ledger. Fails
+/// (after writing a prefix) when the entries are out of order or their
+/// number is not `count`, so a bad encoder can never store a ledger that
+/// [`LedgerEntries`] would refuse.
+pub fn write_ledger<W: Write>(
+    mut w: W,
+    count: u64,
+    entries: impl Iterator<Item = std::io::Result<(Fingerprint, i64)>>,
+) -> std::io::Result<()> {
+    w.write_all(LEDGER_MAGIC)?;
+    w.write_all(&count.to_le_bytes())?;
+    let mut last: Option<Fingerprint> = None;
+    let mut n = 0u64;
+    for e in entries {
+        let (fp, at) = e?;
+        if last.is_some_and(|l| l >= fp) {
+            return Err(std::io::Error::other(format!(
+                "ledger entry {n} is not above the one before it"
+            )));
+        }
+        last = Some(fp);
+        w.write_all(&fp)?;
+        w.write_all(&at.to_le_bytes())?;
+        n += 1;
+    }
+    if n != count {
+        return Err(std::io::Error::other(format!(
+            "ledger declared {count} entries but {n} were written"
+        )));
+    }
+    w.flush()
+}
+
+/// The entries of an encoded ledger, read as a stream and checked as they
+/// come: header, strict order, and exactly the declared count followed by
+/// the end of the bytes. Memory does not grow with the ledger.
+pub struct LedgerEntries<R: Read> {
+    r: R,
+    count: u64,
+    read: u64,
+    last: Option<Fingerprint>,
+    failed: bool,
+}
+
+impl<R: Read> LedgerEntries<R> {
+    /// Check the header; the entries follow.
+    pub fn new(mut r: R) -> Result<Self, LedgerError> {
+        let mut head = [0u8; 16];
+        let got = read_full(&mut r, &mut head)?;
+        if got < 16 || &head[..8] != LEDGER_MAGIC {
+            return Err(LedgerError::BadHeader);
+        }
+        let count = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+        Ok(Self {
+            r,
+            count,
+            read: 0,
+            last: None,
+            failed: false,
+        })
+    }
+
+    /// Entries declared by the header.
+    pub fn declared(&self) -> u64 {
+        self.count
+    }
+
+    fn next_entry(&mut self) -> Result<Option<(Fingerprint, i64)>, LedgerError> {
+        let mut e = [0u8; ENTRY];
+        if self.read == self.count {
+            // Exactly the declared count, then nothing.
+            let extra = std::io::copy(&mut (&mut self.r).take(u64::MAX), &mut std::io::sink())?;
+            if extra > 0 {
+                return Err(self.length_error(16 + self.count * ENTRY as u64 + extra));
+            }
+            return Ok(None);
+        }
+        let got = read_full(&mut self.r, &mut e)?;
+        if got < ENTRY {
+            return Err(self.length_error(16 + self.read * ENTRY as u64 + got as u64));
+        }
+        let fp: Fingerprint = e[..16].try_into().expect("16 bytes");
+        if self.last.is_some_and(|l| l >= fp) {
+            return Err(LedgerError::Unsorted(self.read));
+        }
+        self.last = Some(fp);
+        self.read += 1;
+        Ok(Some((
+            fp,
+            i64::from_le_bytes(e[16..].try_into().expect("8 bytes")),
+        )))
+    }
+
+    fn length_error(&self, len: u64) -> LedgerError {
+        LedgerError::Length {
+            len,
+            count: self.count,
+        }
+    }
+}
+
+impl<R: Read> Iterator for LedgerEntries<R> {
+    type Item = Result<(Fingerprint, i64), LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.next_entry().transpose();
+        self.failed = matches!(next, Some(Err(_)));
+        next
+    }
+}
+
+/// Read until `buf` is full or the input ends; how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 impl Ledger {
@@ -143,46 +306,56 @@ impl Ledger {
         before - self.entries.len()
     }
 
-    /// Canonical bytes: a header, the count, then the entries sorted by
-    /// fingerprint (16 bytes fingerprint, 8 bytes `updated_at` µs LE). The same
-    /// ledger always encodes to the same bytes.
+    /// The entries in ascending fingerprint order.
+    pub fn sorted(&self) -> Vec<(Fingerprint, i64)> {
+        let mut sorted: Vec<(Fingerprint, i64)> =
+            self.entries.iter().map(|(f, a)| (*f, *a)).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sorted
+    }
+
+    /// Canonical bytes ([`write_ledger`]): the same ledger always encodes
+    /// to the same bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut sorted: Vec<(&Fingerprint, &i64)> = self.entries.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut out = Vec::with_capacity(16 + sorted.len() * ENTRY);
-        out.extend_from_slice(LEDGER_MAGIC);
-        out.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
-        for (fp, at) in sorted {
-            out.extend_from_slice(fp);
-            out.extend_from_slice(&at.to_le_bytes());
-        }
+        let mut out = Vec::with_capacity(16 + self.entries.len() * ENTRY);
+        write_ledger(
+            &mut out,
+            self.entries.len() as u64,
+            self.sorted().into_iter().map(Ok),
+        )
+        .expect("a Vec takes every write and a map's keys are distinct");
         out
     }
 
     /// Read [`Ledger::encode`]'s bytes, refusing anything else.
     pub fn decode(bytes: &[u8]) -> Result<Self, LedgerError> {
-        if bytes.len() < 16 || &bytes[..8] != LEDGER_MAGIC {
-            return Err(LedgerError::BadHeader);
+        let entries = LedgerEntries::new(bytes)?;
+        let mut out =
+            HashMap::with_capacity((entries.declared() as usize).min(bytes.len() / ENTRY));
+        for e in entries {
+            let (fp, at) = e?;
+            out.insert(fp, at);
         }
-        let count = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-        let body = &bytes[16..];
-        if (body.len() as u64) != count.saturating_mul(ENTRY as u64) {
-            return Err(LedgerError::Length {
-                len: bytes.len(),
-                count,
-            });
-        }
-        let mut entries = HashMap::with_capacity(count as usize);
-        let mut last: Option<Fingerprint> = None;
-        for (i, e) in body.chunks_exact(ENTRY).enumerate() {
-            let fp: Fingerprint = e[..16].try_into().expect("16 bytes");
-            if last.is_some_and(|l| l >= fp) {
-                return Err(LedgerError::Unsorted(i));
-            }
-            last = Some(fp);
-            entries.insert(fp, i64::from_le_bytes(e[16..].try_into().expect("8 bytes")));
-        }
-        Ok(Self { entries })
+        Ok(Self { entries: out })
+    }
+}
+
+impl VersionLedger for Ledger {
+    fn contains(&self, fp: &Fingerprint) -> std::io::Result<bool> {
+        Ok(Ledger::contains(self, fp))
+    }
+
+    fn insert(&mut self, fp: Fingerprint, updated_at: DateTime<Utc>) -> std::io::Result<()> {
+        Ledger::insert(self, fp, updated_at);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn prune(&mut self, floor: DateTime<Utc>) -> std::io::Result<u64> {
+        Ok(Ledger::prune(self, floor) as u64)
     }
 }
 
@@ -210,8 +383,8 @@ impl RecordMark {
 
 /// How one run decides: the [`ChangeFilter`] both paths hand to `produce_with`.
 #[derive(Debug)]
-pub struct LedgerFilter {
-    ledger: Ledger,
+pub struct LedgerFilter<L: VersionLedger = Ledger> {
+    ledger: L,
     floor: Option<DateTime<Utc>>,
     rescore: bool,
     keep_from: Option<DateTime<Utc>>,
@@ -228,7 +401,10 @@ pub struct LedgerFilter {
     staged: std::collections::HashSet<Fingerprint>,
     /// The versions this filter added to the ledger (what a checkpoint
     /// writes: only this invocation's, not the whole ledger again).
-    added: Ledger,
+    added: L,
+    /// The first failure of the ledger's store. From then on nothing is
+    /// new (nothing more is sent) and the caller fails the run.
+    error: Option<std::io::Error>,
     before_floor: u64,
     behind_floor: u64,
     already_sent: u64,
@@ -257,13 +433,27 @@ pub struct FilterCounts {
     pub clock_skewed: u64,
 }
 
-impl LedgerFilter {
+impl LedgerFilter<Ledger> {
     /// A run over records updated at or after `floor` (`None`: all), skipping
     /// versions in `ledger` unless `rescore` (a backfill). Versions sent are
     /// added to the ledger when updated at or after `keep_from` (older ones
     /// fall out of every later window and need not be kept).
     pub fn new(
         ledger: Ledger,
+        floor: Option<DateTime<Utc>>,
+        rescore: bool,
+        keep_from: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self::over(ledger, Ledger::new(), floor, rescore, keep_from)
+    }
+}
+
+impl<L: VersionLedger> LedgerFilter<L> {
+    /// [`LedgerFilter::new`] over any store: `ledger` holds what was sent
+    /// before, `added` (empty) receives what this filter adds.
+    pub fn over(
+        ledger: L,
+        added: L,
         floor: Option<DateTime<Utc>>,
         rescore: bool,
         keep_from: Option<DateTime<Utc>>,
@@ -277,7 +467,8 @@ impl LedgerFilter {
             last: None,
             guard_from: None,
             staged: Default::default(),
-            added: Ledger::new(),
+            added,
+            error: None,
             before_floor: 0,
             behind_floor: 0,
             already_sent: 0,
@@ -312,13 +503,28 @@ impl LedgerFilter {
 
     fn keep(&mut self, fp: Fingerprint, updated_at: DateTime<Utc>) {
         if self.keep_from.is_none_or(|k| updated_at >= k) {
-            self.ledger.insert(fp, updated_at);
-            self.added.insert(fp, updated_at);
+            let kept = self
+                .ledger
+                .insert(fp, updated_at)
+                .and_then(|()| self.added.insert(fp, updated_at));
+            self.fail(kept);
         }
     }
 
+    fn fail(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// The ledger store's first failure, if any: the run must fail, since
+    /// what was decided after it is not recorded.
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
+    }
+
     /// The versions this filter added to the ledger.
-    pub fn added(&self) -> &Ledger {
+    pub fn added(&self) -> &L {
         &self.added
     }
 
@@ -340,18 +546,26 @@ impl LedgerFilter {
     }
 
     /// The ledger with this run's versions added.
-    pub fn ledger(&self) -> &Ledger {
+    pub fn ledger(&self) -> &L {
         &self.ledger
     }
 
     /// Take the ledger out.
-    pub fn into_ledger(self) -> Ledger {
+    pub fn into_ledger(self) -> L {
         self.ledger
+    }
+
+    /// Take out the ledger and the versions this filter added to it.
+    pub fn into_parts(self) -> (L, L) {
+        (self.ledger, self.added)
     }
 }
 
-impl ChangeFilter for LedgerFilter {
+impl<L: VersionLedger> ChangeFilter for LedgerFilter<L> {
     fn is_new(&mut self, r: &SourceRecord) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
         let behind = self.floor.is_some_and(|f| r.updated_at < f);
         if behind && self.guard_from.is_none_or(|g| r.updated_at < g) {
             self.before_floor += 1;
@@ -362,9 +576,18 @@ impl ChangeFilter for LedgerFilter {
             self.staged_skipped += 1;
             return false;
         }
-        if (!self.rescore || behind) && self.ledger.contains(&fp) {
-            self.already_sent += 1;
-            return false;
+        if !self.rescore || behind {
+            match self.ledger.contains(&fp) {
+                Ok(true) => {
+                    self.already_sent += 1;
+                    return false;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.fail(Err(e));
+                    return false;
+                }
+            }
         }
         if behind {
             self.behind_floor += 1;
@@ -374,6 +597,9 @@ impl ChangeFilter for LedgerFilter {
     }
 
     fn observe(&mut self, r: &SourceRecord) {
+        if self.error.is_some() {
+            return;
+        }
         if r.updated_at > self.clock.now() {
             self.clock_skewed += 1;
         }
@@ -534,6 +760,57 @@ mod tests {
         );
     }
 
+    /// A store that fails from its `fail_at`-th insert on.
+    #[derive(Debug, Default)]
+    struct Failing {
+        inner: Ledger,
+        inserts: u32,
+        fail_at: u32,
+    }
+
+    impl VersionLedger for Failing {
+        fn contains(&self, fp: &Fingerprint) -> std::io::Result<bool> {
+            Ok(self.inner.contains(fp))
+        }
+        fn insert(&mut self, fp: Fingerprint, at: DateTime<Utc>) -> std::io::Result<()> {
+            self.inserts += 1;
+            if self.inserts >= self.fail_at {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.inner.insert(fp, at);
+            Ok(())
+        }
+        fn len(&self) -> u64 {
+            self.inner.len() as u64
+        }
+        fn prune(&mut self, _: DateTime<Utc>) -> std::io::Result<u64> {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn a_failing_store_stops_the_filter_and_reports_the_failure_once() {
+        let store = || Failing {
+            fail_at: 2,
+            ..Failing::default()
+        };
+        let mut f = LedgerFilter::over(store(), store(), None, false, None);
+        let a = rec("a", "first", ago(30));
+        assert!(f.is_new(&a));
+        f.observe(&a);
+        let b = rec("b", "second", ago(20));
+        assert!(f.is_new(&b));
+        f.observe(&b); // the ledger's second insert fails here
+        assert!(
+            !f.is_new(&rec("c", "third", ago(10))),
+            "nothing is new after a failure: it could not be recorded"
+        );
+        let err = f.take_error().expect("the failure is kept");
+        assert_eq!(err.to_string(), "disk full");
+        assert!(f.take_error().is_none());
+        assert_eq!(f.ledger().len(), 1);
+    }
+
     #[test]
     fn ledger_prunes_and_round_trips_canonically() {
         let mut l = Ledger::new();
@@ -545,13 +822,23 @@ mod tests {
         assert_eq!(l.len(), 31);
         let bytes = l.encode();
         assert_eq!(bytes.len(), 16 + 31 * 24);
+        assert_eq!(LedgerEntries::new(&bytes[..]).unwrap().declared(), 31);
         let back = Ledger::decode(&bytes).unwrap();
         assert_eq!(back, l);
         assert_eq!(back.encode(), bytes);
         assert_eq!(
             Ledger::decode(&bytes[..bytes.len() - 1]).unwrap_err(),
             LedgerError::Length {
-                len: bytes.len() - 1,
+                len: bytes.len() as u64 - 1,
+                count: 31
+            }
+        );
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert_eq!(
+            Ledger::decode(&padded).unwrap_err(),
+            LedgerError::Length {
+                len: bytes.len() as u64 + 1,
                 count: 31
             }
         );

@@ -32,7 +32,10 @@ pub use batch::{consume_batch, BatchMessage, MessageResult};
 pub use clock::{Clock, FixedClock, SystemClock, SYSTEM_CLOCK};
 pub use dead_letter::{DeadLetterMessage, DeadLetterSink};
 pub use error::{AnalyzeError, BackendError, Chain, EncodeError, MessageError, RecordError, Retry};
-pub use incremental::{fingerprint, Fingerprint, Ledger, LedgerFilter};
+pub use incremental::{
+    fingerprint, write_ledger, Fingerprint, Ledger, LedgerEntries, LedgerError, LedgerFilter,
+    VersionLedger, LEDGER_ENTRY_BYTES,
+};
 pub use message::{build_message, decode_message, OutgoingMessage, Packer, QueueMessage};
 pub use output::{Codec, ScoredRecord};
 pub use pipeline::{

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::incremental::{next_watermark, scan_floor, Ledger};
+use crate::incremental::{next_watermark, scan_floor, VersionLedger};
 
 /// What kind of run was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,31 +128,32 @@ pub struct Completed {
     /// From when the pruned ledger holds every version sent.
     pub ledger_from: Option<DateTime<Utc>>,
     /// Versions pruned.
-    pub pruned: usize,
+    pub pruned: u64,
 }
 
 /// Completing a run of `window` that started at `started_at`: the next
 /// watermark, and the ledger pruned to the versions a later window or guard
 /// band can still see. `previous_ledger_from` is the stored one.
+/// Fails only when the ledger's store does.
 pub fn complete_run(
     previous: Option<DateTime<Utc>>,
     previous_ledger_from: Option<DateTime<Utc>>,
     window: &RunWindow,
     started_at: DateTime<Utc>,
     lookback: Duration,
-    ledger: &mut Ledger,
-) -> Completed {
+    ledger: &mut impl VersionLedger,
+) -> std::io::Result<Completed> {
     if !window.advances {
-        let pruned = previous_ledger_from.map_or(0, |f| ledger.prune(f));
-        return Completed {
+        let pruned = previous_ledger_from.map_or(Ok(0), |f| ledger.prune(f))?;
+        return Ok(Completed {
             watermark: previous,
             ledger_from: previous_ledger_from,
             pruned,
-        };
+        });
     }
     let watermark = next_watermark(previous, started_at);
     let prune_at = scan_floor(scan_floor(Some(watermark), lookback), lookback);
-    let pruned = prune_at.map_or(0, |f| ledger.prune(f));
+    let pruned = prune_at.map_or(Ok(0), |f| ledger.prune(f))?;
     // Complete from where this run read (it loaded a ledger complete from
     // there, or read everything) and from where it kept what it sent.
     let read_from = if window.floor.is_none() {
@@ -164,11 +165,11 @@ pub fn complete_run(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    Completed {
+    Ok(Completed {
         watermark: Some(watermark),
         ledger_from,
         pruned,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -258,8 +259,9 @@ mod tests {
             Some(at(26)),
             "what it sends stays in the ledger"
         );
-        let mut ledger = Ledger::new();
-        let done = complete_run(Some(at(24)), Some(at(26)), &late, at(0), HOUR, &mut ledger);
+        let mut ledger = crate::Ledger::new();
+        let done =
+            complete_run(Some(at(24)), Some(at(26)), &late, at(0), HOUR, &mut ledger).unwrap();
         assert_eq!(
             (done.watermark, done.ledger_from),
             (Some(at(24)), Some(at(26)))
@@ -295,7 +297,7 @@ mod tests {
             updated_at: updated,
             attributes: Default::default(),
         };
-        let mut ledger = Ledger::new();
+        let mut ledger = crate::Ledger::new();
         ledger.insert(fingerprint(&rec("old", at(5))), at(5));
         ledger.insert(
             fingerprint(&rec("band", at(1) - chrono::Duration::minutes(30))),
@@ -303,12 +305,13 @@ mod tests {
         );
         ledger.insert(fingerprint(&rec("new", at(0))), at(0));
         let w = RunWindow::plan(RunKind::Incremental, Some(at(6)), Some(at(8)), HOUR, at(0));
-        let done = complete_run(Some(at(6)), Some(at(8)), &w, at(0), HOUR, &mut ledger);
+        let done = complete_run(Some(at(6)), Some(at(8)), &w, at(0), HOUR, &mut ledger).unwrap();
         assert_eq!(done.watermark, Some(at(0)));
         assert_eq!((done.pruned, ledger.len()), (1, 2), "two lookbacks kept");
         assert_eq!(done.ledger_from, Some(at(2)));
         // A run that started before the stored mark (the clock moved back).
-        let done = complete_run(Some(at(0)), done.ledger_from, &w, at(2), HOUR, &mut ledger);
+        let done =
+            complete_run(Some(at(0)), done.ledger_from, &w, at(2), HOUR, &mut ledger).unwrap();
         assert_eq!(done.watermark, Some(at(0)));
     }
 }

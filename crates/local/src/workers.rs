@@ -168,14 +168,26 @@ async fn consume_loop(p: &Pipes, worker: usize, batch_size: usize) -> Result<u64
 
 /// Only what landed is recorded as sent: records refused (in
 /// `_dead_letter/`) are retried by the next run. A message the table already
-/// held (committed by an earlier, interrupted run) landed then.
+/// held was committed by an earlier, interrupted run: what that run refused
+/// is read back from the dead-letter file, so it is retried too instead of
+/// being recorded as landed.
 fn commit_landed(p: &Pipes, d: &Delivery, o: &etl_core::MessageOutcome) {
-    if o.refused.is_empty() {
+    let refused: HashSet<String> = if o.already_committed {
+        p.refused.refused_from(&o.content_id).unwrap_or_else(|e| {
+            // Recording them as landed leaves them in `_dead_letter/` for
+            // `etl redrive`; leaving them out would send them again in a
+            // message of another content id, and land the rest twice.
+            warn!(message = "Could not read the dead-letter file; records an interrupted run refused stay there for `etl redrive` instead of being retried by the next run.", content_id = %o.content_id, error = %e);
+            HashSet::new()
+        })
+    } else {
+        o.refused.iter().map(|(id, _)| id.clone()).collect()
+    };
+    if refused.is_empty() {
         p.landed.commit_message(&d.body);
     } else if let Ok(m) = etl_core::decode_message(&d.body) {
-        let failed: HashSet<&str> = o.refused.iter().map(|(id, _)| id.as_str()).collect();
         p.landed
-            .commit(m.records.iter().filter(|r| !failed.contains(r.id.as_str())));
+            .commit(m.records.iter().filter(|r| !refused.contains(&r.id)));
     }
 }
 

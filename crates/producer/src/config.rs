@@ -43,6 +43,15 @@ pub struct Config {
     /// transaction) are picked up. The ledger of sent versions grows with the
     /// records updated within this window.
     pub lookback: Duration,
+    /// `LEDGER_SPILL_DIR` (default the temporary directory, `/tmp` in
+    /// Lambda): where the ledger of sent versions is kept, in sorted files,
+    /// while a run works. About 24 bytes per version, up to three times over
+    /// while a run loads, merges and saves it.
+    pub ledger_spill_dir: std::path::PathBuf,
+    /// `LEDGER_MEMORY_VERSIONS` (default 262,144, about 10 MB): versions of
+    /// the ledger held in memory before they are written to a sorted file.
+    /// Memory stays within this bound whatever the ledger's size.
+    pub ledger_memory_versions: usize,
 }
 
 impl Config {
@@ -87,6 +96,22 @@ impl Config {
             },
             deadline_margin: Duration::from_millis(parsed(env, "DEADLINE_MARGIN_MS", 15_000u64)?),
             lookback: lookback(env)?,
+            ledger_spill_dir: optional(env, "LEDGER_SPILL_DIR")
+                .map_or_else(std::env::temp_dir, Into::into),
+            ledger_memory_versions: match parsed(
+                env,
+                "LEDGER_MEMORY_VERSIONS",
+                etl_aws::ledger::DEFAULT_MEMORY_VERSIONS,
+            )? {
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        var: "LEDGER_MEMORY_VERSIONS",
+                        value: "0".into(),
+                        reason: "must be at least 1".into(),
+                    })
+                }
+                n => n,
+            },
         })
     }
 }
@@ -132,6 +157,8 @@ mod tests {
         assert_eq!(c.deadline_margin, Duration::from_secs(15));
         assert_eq!((c.page_limit, c.max_pages), (None, None));
         assert_eq!(c.lookback, Duration::from_secs(3600));
+        assert_eq!(c.ledger_memory_versions, 1 << 18);
+        assert_eq!(c.ledger_spill_dir, std::env::temp_dir());
 
         let e = env(&[("SOURCE_TABLE", "posts"), ("QUEUE_URL", "http://q")]);
         assert_eq!(

@@ -22,7 +22,9 @@
 //! version is not in the ledger of versions already sent. The ledger lives in
 //! chunked items of the state table (its size is not capped by DynamoDB's item
 //! limit) and is made live by the reference saved in the state item (completed
-//! runs) or the checkpoint (unfinished runs), both conditional writes.
+//! runs) or the checkpoint (unfinished runs), both conditional writes. While
+//! a run works, it is held in bounded memory (`etl_aws::ledger`): sorted runs
+//! on local disk, streamed in from and out to those chunks.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -30,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use etl_aws::emf::{cold_start, Metrics};
 use etl_aws::lambda::InvocationError;
+use etl_aws::ledger::SpillLedger;
 use etl_aws::sqs::MAX_BATCH_ENTRIES;
 use etl_aws::{
     Clients, DynamoOutbox, DynamoSource, LedgerRef, LockOutcome, ScanConfig, SqsQueue,
@@ -40,8 +43,8 @@ use etl_core::message::SQS_MAX_MESSAGE_BYTES;
 use etl_core::pipeline::ProduceError;
 use etl_core::{complete_run, Clock, Outbox, RunKind, RunWindow, SYSTEM_CLOCK};
 use etl_core::{
-    produce_with, BackendError, Ledger, LedgerFilter, Packer, ProduceStats, RecordSource,
-    SourceItem, WorkQueue,
+    produce_with, BackendError, LedgerFilter, Packer, ProduceStats, RecordSource, SourceItem,
+    VersionLedger, WorkQueue,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -380,12 +383,12 @@ impl Producer {
         // Whether the stored generation was read back whole in this
         // invocation: only then may an unchanged ledger keep pointing at it.
         let stored_ledger_read = base_ledger.is_some() && base_ledger == state.ledger.as_ref();
-        let mut ledger = match base_ledger {
-            Some(r) => self.load_ledger(r).await?,
-            None => Ledger::new(),
-        };
-        for delta in &run_deltas {
-            ledger.merge(self.load_ledger(delta).await?);
+        let mut ledger = SpillLedger::new(
+            &self.config.ledger_spill_dir,
+            self.config.ledger_memory_versions,
+        );
+        for r in base_ledger.into_iter().chain(&run_deltas) {
+            self.load_ledger(r, &mut ledger).await?;
         }
         info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, floor = ?floor, guard_from = ?window.guard_from, ledger_versions = ledger.len());
 
@@ -398,7 +401,8 @@ impl Producer {
             &run_id,
         );
         let staged = outbox.load().await?;
-        let mut filter = LedgerFilter::new(ledger, floor, window.rescore, window.keep_from)
+        let added = ledger.empty_like();
+        let mut filter = LedgerFilter::over(ledger, added, floor, window.rescore, window.keep_from)
             .with_guard(window.guard_from)
             .with_clock(self.clock);
         let resent = self.resend_staged(&outbox, &staged, &mut filter).await?;
@@ -429,6 +433,9 @@ impl Producer {
         })
         .await
         .map_err(|e: ProduceError| InvocationError { retry: e.backend().retry, message: e.to_string() })?;
+        if let Some(e) = filter.take_error() {
+            return Err(spill_error(&self.config, e));
+        }
         let stopped = bounded.stopped;
         let pages = source.pages();
         let position = source.checkpoint();
@@ -455,8 +462,7 @@ impl Producer {
             staged_messages: staged.len() as u64,
             lock_owner: None,
         };
-        let added = filter.added().clone();
-        let mut ledger = filter.into_ledger();
+        let (mut ledger, added) = filter.into_parts();
         let totals = totals_before.plus(
             summary.stats.read,
             summary.stats.rejected,
@@ -467,11 +473,14 @@ impl Producer {
         if stopped && !position.is_done() {
             // Only this invocation's versions: the base and the earlier
             // deltas are saved already.
+            let encoded = added
+                .encode_to_file()
+                .map_err(|e| spill_error(&self.config, e))?;
             let delta = self
                 .state
-                .save_ledger(&format!("{run_id}-{invocations}"), &added.encode())
+                .save_ledger(&format!("{run_id}-{invocations}"), &encoded)
                 .await?;
-            summary.ledger_versions = ledger.len() as u64;
+            summary.ledger_versions = ledger.len();
             let mut deltas = run_deltas.clone();
             deltas.push(delta);
             let cp = RunCheckpoint {
@@ -504,21 +513,26 @@ impl Producer {
             started_at,
             lookback,
             &mut ledger,
-        );
+        )
+        .map_err(|e| spill_error(&self.config, e))?;
         let pruned = done.pruned;
-        let bytes = ledger.encode();
+        let encoded = ledger
+            .encode_to_file()
+            .map_err(|e| spill_error(&self.config, e))?;
         let unchanged = stored_ledger_read
-            && state.ledger.as_ref().is_some_and(|r| {
-                r.bytes == bytes.len() as u64 && r.sha256 == etl_aws::state::sha256_hex(&bytes)
-            });
+            && state
+                .ledger
+                .as_ref()
+                .is_some_and(|r| r.bytes == encoded.bytes && r.sha256 == encoded.sha256);
         let saved = if unchanged {
             state.ledger.clone().expect("checked above")
         } else {
             self.state
-                .save_ledger(&format!("{}-{invocations}", summary.run_id), &bytes)
+                .save_ledger(&format!("{}-{invocations}", summary.run_id), &encoded)
                 .await?
         };
-        summary.ledger_versions = ledger.len() as u64;
+        drop(encoded);
+        summary.ledger_versions = ledger.len();
         let report = RunReport {
             run_id: summary.run_id.clone(),
             mode: summary.mode.clone(),
@@ -580,7 +594,7 @@ impl Producer {
         &self,
         outbox: &DynamoOutbox,
         staged: &[StagedMessage],
-        filter: &mut LedgerFilter,
+        filter: &mut LedgerFilter<SpillLedger>,
     ) -> Result<u64, InvocationError> {
         for s in staged {
             let decoded = etl_core::decode_message(&s.message.body).map_err(|e| {
@@ -613,14 +627,31 @@ impl Producer {
         Ok(unsent.len() as u64)
     }
 
-    async fn load_ledger(&self, reference: &LedgerRef) -> Result<Ledger, InvocationError> {
-        let bytes = self.state.load_ledger(reference).await?;
-        Ledger::decode(&bytes).map_err(|e| {
-            InvocationError::permanent(format!(
-                "ledger generation {} in {} is unreadable: {e}; a `{{\"mode\":\"full\"}}` run rebuilds it (and re-scores everything)",
-                reference.generation, self.config.state_table
-            ))
-        })
+    /// Stream a stored generation into `ledger`: its chunks to a scratch
+    /// file (checked against the reference's length and SHA-256), then its
+    /// entries into a sorted run (checked as they are read).
+    async fn load_ledger(
+        &self,
+        reference: &LedgerRef,
+        ledger: &mut SpillLedger,
+    ) -> Result<(), InvocationError> {
+        let mut raw = ledger
+            .scratch_file()
+            .map_err(|e| spill_error(&self.config, e))?;
+        {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &raw);
+            self.state.load_ledger_into(reference, &mut w).await?;
+        }
+        std::io::Seek::rewind(&mut raw).map_err(|e| spill_error(&self.config, e))?;
+        ledger
+            .load(std::io::BufReader::with_capacity(1 << 16, raw))
+            .map_err(|e| {
+                InvocationError::permanent(format!(
+                    "ledger generation {} in {} is unreadable: {e}; a `{{\"mode\":\"full\"}}` run rebuilds it (and re-scores everything)",
+                    reference.generation, self.config.state_table
+                ))
+            })?;
+        Ok(())
     }
 
     /// Delete ledger generations nothing points at any more (`keep` are
@@ -642,6 +673,15 @@ impl Producer {
             }
         }
     }
+}
+
+/// A failure of the ledger's local spill files: the run stops before
+/// anything that depends on what it could not record.
+fn spill_error(config: &Config, e: std::io::Error) -> InvocationError {
+    InvocationError::permanent(format!(
+        "the ledger's spill files in {} failed: {e}; give the function more ephemeral storage (EphemeralStorage) or set LEDGER_SPILL_DIR",
+        config.ledger_spill_dir.display()
+    ))
 }
 
 /// The source as `produce` sees it: ends early, at a page boundary, when the

@@ -51,6 +51,10 @@ async fn env(segments: u32, page_limit: Option<i32>, max_pages: Option<u64>) -> 
         fields: FieldMap::default(),
         deadline_margin: Duration::from_secs(5),
         lookback: Duration::from_secs(3600),
+        // Far below the ledgers these tests build, so every run here keeps
+        // its ledger in sorted files on disk and merges them.
+        ledger_spill_dir: std::env::temp_dir(),
+        ledger_memory_versions: 64,
     };
     Env {
         state: StateStore::new(clients.dynamodb.clone(), state_table, source),
@@ -702,7 +706,7 @@ async fn a_ledger_generation_left_by_a_failed_invocation_is_deleted_by_the_next_
     e.put(0..5, now() - 60, "x").await;
     let orphan = e
         .state
-        .save_ledger("failed-run-1", &[7u8; 900_000])
+        .save_ledger("failed-run-1", &[7u8; 900_000][..])
         .await
         .unwrap();
     assert_eq!(orphan.chunks, 3);
@@ -847,4 +851,46 @@ async fn a_backfill_replacing_an_unfinished_run_keeps_what_it_sent() {
         sent.values().all(|n| *n == 1),
         "nothing sent twice: {sent:?}"
     );
+}
+
+/// The ledger's spill files cannot be written (`/tmp` full, a wrong
+/// `LEDGER_SPILL_DIR`): the invocation fails naming the directory, sends
+/// nothing it could not record, and its retry with room sends every
+/// version exactly once.
+#[tokio::test]
+async fn a_ledger_that_cannot_spill_fails_the_run_and_the_retry_sends_each_version_once() {
+    let mut e = env(2, Some(40), None).await;
+    e.put(0..400, t0(), "bulk import").await;
+    let good = e.config.ledger_spill_dir.clone();
+    e.config.ledger_spill_dir = "/nonexistent/etl-ledger-spill".into();
+    let err = e
+        .producer()
+        .handle(request(SCHEDULED), later(), "no-room")
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("/nonexistent/etl-ledger-spill")
+            && err.message.contains("LEDGER_SPILL_DIR"),
+        "{err}"
+    );
+    assert!(state(&e).await.is_none(), "the run did not complete");
+    let mut sent = e.drain().await;
+    assert!(
+        sent.len() < 400,
+        "the filter stopped at the failure: {} sent",
+        sent.len()
+    );
+    e.config.ledger_spill_dir = good;
+    let s = e
+        .producer()
+        .handle(request(SCHEDULED), later(), "retry")
+        .await
+        .unwrap();
+    assert_eq!(s.status, Status::Complete, "{s:?}");
+    assert_eq!(s.ledger_versions, 400, "{s:?}");
+    for (id, n) in e.drain().await {
+        *sent.entry(id).or_insert(0) += n;
+    }
+    assert_eq!(sent.len(), 400);
+    assert!(sent.values().all(|n| *n == 1), "{sent:?}");
 }
