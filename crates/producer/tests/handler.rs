@@ -860,7 +860,8 @@ async fn a_backfill_replacing_an_unfinished_run_keeps_what_it_sent() {
 #[tokio::test]
 async fn a_ledger_that_cannot_spill_fails_the_run_and_the_retry_sends_each_version_once() {
     let mut e = env(2, Some(40), None).await;
-    e.put(0..400, t0(), "bulk import").await;
+    // Inside the window, so every version sent is kept in the ledger.
+    e.put(0..400, now() - 60, "bulk import").await;
     let good = e.config.ledger_spill_dir.clone();
     e.config.ledger_spill_dir = "/nonexistent/etl-ledger-spill".into();
     let err = e
