@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The stored generation, as the state table would hand it back.
     let mut entries: Vec<(Fingerprint, i64)> =
         (0..n).map(|i| (fp(i), at(i).timestamp_micros())).collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_unstable_by_key(|a| a.0);
     let stored = dir.path().join("generation");
     {
         let mut w = BufWriter::new(std::fs::File::create(&stored)?);

@@ -62,7 +62,7 @@ impl Run {
             let mut w = BufWriter::with_capacity(1 << 16, &file);
             for e in entries {
                 let (fp, at) = e?;
-                if n % BLOCK as u64 == 0 {
+                if n.is_multiple_of(BLOCK as u64) {
                     index.push(fp);
                 }
                 w.write_all(&fp)?;
@@ -292,7 +292,7 @@ impl SpillLedger {
 
     fn sorted_mem(&self) -> Vec<Entry> {
         let mut v: Vec<Entry> = self.mem.iter().map(|(f, a)| (*f, *a)).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v.sort_unstable_by_key(|a| a.0);
         v
     }
 

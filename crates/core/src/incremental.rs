@@ -310,7 +310,7 @@ impl Ledger {
     pub fn sorted(&self) -> Vec<(Fingerprint, i64)> {
         let mut sorted: Vec<(Fingerprint, i64)> =
             self.entries.iter().map(|(f, a)| (*f, *a)).collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sorted.sort_unstable_by_key(|a| a.0);
         sorted
     }
 
