@@ -9,7 +9,10 @@ vaderSentiment 3.3.2; shares no code with the writer. Checks that:
 * each row sits in the file of its partition (`dt=` of created_at, UTC);
 * its scores are vaderSentiment's polarity_scores (pos, neg, neu, compound),
   exactly, with mixed 0, and its label follows the contract's thresholds;
-* `engine` is vader and `processed_at` is the instant given (a pinned clock).
+* `engine` is vader and `processed_at` is the instant given (a pinned clock);
+* no file has a page index (column or offset index), which Java readers have
+  misread (apache/arrow-rs#10316), and every column chunk has row-group
+  statistics.
 
 Prints a JSON summary; exits 1 naming the first problems otherwise.
 
@@ -63,6 +66,14 @@ def main():
     files = sorted((pathlib.Path(a.lake) / "sentiment").glob("dt=*/*.parquet"))
     for path in files:
         part = path.parent.name[len("dt="):]
+        meta = pq.ParquetFile(path).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                col = meta.row_group(g).column(c)
+                if col.has_column_index or col.has_offset_index:
+                    problems.append(f"{path.name}: row group {g} column {col.path_in_schema} has a page index")
+                if not col.is_stats_set:
+                    problems.append(f"{path.name}: row group {g} column {col.path_in_schema} has no statistics")
         for row in pq.read_table(path).to_pylist():
             rows += 1
             key = (row["id"], row["text"], row["created_at"], row["updated_at"])

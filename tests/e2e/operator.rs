@@ -100,6 +100,13 @@ async fn approx(c: &Clients, url: &str) -> u64 {
 
 impl Deployed {
     async fn new() -> Self {
+        Self::with_format("hive").await
+    }
+
+    /// A stack deployed with `TableFormat=format`: for `delta`, the outputs
+    /// and the consumer as the template wires them (the table at
+    /// `lake/delta/sentiment/`).
+    async fn with_format(format: &str) -> Self {
         let clients = moto().clients().await;
         let (source, state, bucket, stack) = (
             unique("op-src"),
@@ -113,11 +120,18 @@ impl Deployed {
         create_bucket(&clients.s3, &bucket).await;
         let (work, dlq) = create_queue_with_dlq(&clients.sqs, &unique("op-work"), 3).await;
         // What `sam deploy` leaves: a stack whose outputs name the resources.
+        let output_prefix = if format == "delta" {
+            "lake/delta"
+        } else {
+            "lake"
+        };
         let outputs = json!({
             "SourceTableName": source, "StateTableName": state, "WorkQueueUrl": work,
-            "WorkDeadLetterQueueUrl": dlq, "LakeLocation": format!("s3://{bucket}/lake/sentiment/"),
+            "WorkDeadLetterQueueUrl": dlq,
+            "LakeLocation": format!("s3://{bucket}/{output_prefix}/sentiment/"),
             "GlueDatabaseName": database, "AthenaWorkGroupName": "primary",
             "ProducerFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:op-producer",
+            "LakeTableFormat": format,
         });
         let template = json!({
             "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
@@ -153,7 +167,25 @@ impl Deployed {
             StateStore::new(clients.dynamodb.clone(), &state, &source),
             Arc::new(SqsQueue::new(clients.sqs.clone(), &work)),
         );
-        let consumer = vader_consumer(&clients, &bucket, &database);
+        let consumer = if format == "delta" {
+            let env: HashMap<String, String> = [
+                ("OUTPUT_BUCKET", bucket.as_str()),
+                ("OUTPUT_PREFIX", output_prefix),
+                ("GLUE_DATABASE", database.as_str()),
+                ("GLUE_TABLE", "sentiment"),
+                ("SENTIMENT_ENGINE", "vader"),
+                ("TABLE_FORMAT", "delta"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            let config = consumer::Config::from_lookup(&env).unwrap();
+            consumer::BatchHandler::new(&config, &clients)
+                .await
+                .unwrap()
+        } else {
+            vader_consumer(&clients, &bucket, &database)
+        };
         Self {
             clients,
             stack,
@@ -506,4 +538,97 @@ async fn athena_query_and_report_page_results_and_show_the_cost() {
         .filter(|n| n.attribute("class") == Some("day"))
         .count();
     assert_eq!(days, 3, "the day without data is an empty slot");
+}
+
+/// `etl status` and `etl reconcile` on a stack deployed with
+/// `TableFormat=delta` read the table's live files from its log: an object
+/// no commit names (an attempt that lost its race, a crash before the
+/// commit) and the files a compaction replaced hold rows no reader sees, so
+/// they are neither counted nor read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_reconcile_read_a_delta_stacks_live_files_from_its_log() {
+    let d = Deployed::with_format("delta").await;
+    let r = "us-east-1";
+    d.write(0, 120, "night one").await;
+    d.produce("night-1").await;
+    d.consume(0).await;
+    d.write(100, 140, "night two").await;
+    d.produce("night-2").await;
+    d.consume(0).await;
+    let table = "lake/delta/sentiment/";
+    let keys = etl_testkit::s3_lake::keys(&d.clients.s3, &d.bucket).await;
+    let data: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with(table) && k.ends_with(".parquet") && !k.contains("_delta_log"))
+        .collect();
+    assert!(data.len() > 2, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.starts_with(table)),
+        "a Delta stack writes only under its own location: {keys:?}"
+    );
+    // An attempt that lost its commit: a copy of a committed object under a
+    // key the log does not name. Read as a table file, its rows would be
+    // counted twice.
+    let stray = data[0].replace(".parquet", "-lost-attempt.parquet");
+    d.clients
+        .s3
+        .copy_object()
+        .bucket(&d.bucket)
+        .copy_source(format!("{}/{}", d.bucket, data[0]))
+        .key(&stray)
+        .send()
+        .await
+        .unwrap();
+
+    let out = etl(r, &["status", "--stack", &d.stack, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files: u64 = json_of(&out)["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["files"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        files as usize,
+        data.len(),
+        "the stray object is not a table file"
+    );
+
+    let out = etl(r, &["reconcile", "--stack", &d.stack, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let rec = json_of(&out);
+    assert_eq!(rec["source_versions"], 140, "{rec}");
+    assert_eq!(rec["in_lake"], 140, "{rec}");
+    assert_eq!(rec["objects"].as_u64().unwrap() as usize, data.len());
+    assert_eq!(rec["duplicated"].as_array().unwrap().len(), 0, "{rec}");
+
+    // Compaction replaces the small files: the replaced ones stay in the
+    // bucket (until vacuum) and are no longer read.
+    let out = etl(r, &["compact", "--stack", &d.stack, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = etl(r, &["reconcile", "--stack", &d.stack, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let rec = json_of(&out);
+    assert_eq!(rec["in_lake"], 140, "{rec}");
+    assert!(
+        (rec["objects"].as_u64().unwrap() as usize) < data.len(),
+        "compacted: {rec}"
+    );
 }

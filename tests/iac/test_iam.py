@@ -221,7 +221,7 @@ def test_the_compactor_role_grants_exactly_the_object_store_actions_on_the_lake(
         for st in sts:
             assert refs(st["Resource"]) <= {"LakeBucket", "OutputPrefix"}, (action, st["Resource"])
     (listing,) = code["s3:ListBucket"]
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${OutputPrefix}/sentiment/*"}
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${OutputPrefix}/delta/sentiment/*"}
     platform = granted(role, "lambda-platform")
     assert set(platform) == {"logs:CreateLogStream", "logs:PutLogEvents", *TRACING}
     assert {p["PolicyName"] for p in role["Properties"]["Policies"]} == {"compactor", "lambda-platform"}

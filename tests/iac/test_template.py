@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from helpers import ROOT, as_list, conditional, functions, refs
+from helpers import ROOT, as_list, conditional, functions, refs, role_statements
 
 OUTPUT_RS = ROOT / "crates" / "core" / "src" / "output.rs"
 
@@ -358,7 +358,7 @@ def test_glue_table_is_parquet_partitioned_by_dt_under_the_prefix(resources):
     assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
     assert sd["InputFormat"].endswith("MapredParquetInputFormat")
     assert sd["OutputFormat"].endswith("MapredParquetOutputFormat")
-    assert sd["Location"] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/"}
+    assert sd["Location"]["Fn::If"][2] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/"}
 
 
 def test_a_delta_table_is_registered_for_athena_to_read_natively(template, resources):
@@ -379,12 +379,43 @@ def test_a_delta_table_is_registered_for_athena_to_read_natively(template, resou
     # The consumer commits to exactly the table's location.
     env = resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"]
     assert env["TABLE_FORMAT"] == {"Ref": "TableFormat"}
-    assert tin["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/sentiment/"}
+    cond, delta_location, hive_location = tin["StorageDescriptor"]["Location"]["Fn::If"]
+    assert cond == "UseDelta"
+    assert delta_location == {"Fn::Sub": "s3://${LakeBucket}/${OutputPrefix}/delta/sentiment/"}
     compactor = resources["CompactorFunction"]["Properties"]
-    assert compactor["Environment"]["Variables"]["TABLE_LOCATION"] == tin["StorageDescriptor"]["Location"]
+    assert compactor["Environment"]["Variables"]["TABLE_LOCATION"] == delta_location
+    # The consumer writes where the table is: OUTPUT_PREFIX/sentiment/.
+    assert env["OUTPUT_PREFIX"] == {
+        "Fn::If": ["UseDelta", {"Fn::Sub": "${OutputPrefix}/delta"}, {"Ref": "OutputPrefix"}]
+    }
+    # What the stack tells `etl --stack`: the table's location and format.
+    assert template["Outputs"]["LakeLocation"]["Value"] == tin["StorageDescriptor"]["Location"]
+    assert template["Outputs"]["LakeTableFormat"]["Value"] == {"Ref": "TableFormat"}
+    cli = (ROOT / "crates" / "cli" / "src" / "cloud" / "mod.rs").read_text()
+    assert '"LakeTableFormat" => s.table_format' in cli and '"LakeLocation" =>' in cli
     # Views read `sentiment` unqualified: the same Glue views serve both formats.
     for view in ("SentimentLatestView", "DailySentimentView"):
         assert "Condition" not in resources[view]
+
+
+def test_switching_formats_never_lets_one_table_touch_the_others_files(template, resources):
+    """A Delta vacuum deletes every file under its location that its log
+    does not name: the Hive lake must not be under it, nor it under the
+    Hive lake (whose readers would see Delta's replaced files as rows).
+    Every grant that deletes, and every listing, stays inside the Delta
+    location."""
+    tin = resources["SentimentTable"]["Properties"]["TableInput"]
+    _, delta, hive = tin["StorageDescriptor"]["Location"]["Fn::If"]
+    delta, hive = delta["Fn::Sub"], hive["Fn::Sub"]
+    assert not delta.startswith(hive) and not hive.startswith(delta), (delta, hive)
+    delta_keys = delta.removeprefix("s3://${LakeBucket}/")
+    for role in ("CompactorRole", "ConsumerRole"):
+        for _, st, _ in role_statements(resources[role], True):
+            actions = set(as_list(st["Action"]))
+            if actions & {"s3:DeleteObject", "s3:ListBucket"} and "LakeBucket" in refs(st["Resource"]):
+                where = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix") or st["Resource"]
+                text = where["Fn::Sub"]
+                assert delta_keys in text, (role, actions, text)
 
 
 def test_the_nightly_compaction_runs_one_at_a_time_on_a_schedule(template, resources):

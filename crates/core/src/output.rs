@@ -221,7 +221,10 @@ pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// Writer properties: chosen codec, dictionary encoding for the low-cardinality
 /// string columns (language, sentiment, engine) and none for id/text, where a
-/// dictionary only costs memory; page statistics for predicate pushdown.
+/// dictionary only costs memory; row-group statistics for pruning, and no
+/// page indexes. A file holds one message's rows (one row group, a handful of
+/// pages), so column and offset indexes prune nothing more, and Java readers
+/// have misread parquet-rs page indexes (apache/arrow-rs#10316: zero rows).
 pub fn writer_properties(codec: Codec) -> WriterProperties {
     let compression = match codec {
         Codec::Snappy => Compression::SNAPPY,
@@ -234,7 +237,8 @@ pub fn writer_properties(codec: Codec) -> WriterProperties {
         .set_dictionary_enabled(true)
         .set_column_dictionary_enabled("id".into(), false)
         .set_column_dictionary_enabled("text".into(), false)
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_offset_index_disabled(true)
         .set_created_by(concat!("sentiment-etl ", env!("CARGO_PKG_VERSION")).into())
         .build()
 }
@@ -328,6 +332,24 @@ mod tests {
             let bytes = encode_parquet(&to_record_batch(&rows, true).unwrap(), codec).unwrap();
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
             let meta = reader.metadata().clone();
+            for (i, c) in meta.row_group(0).columns().iter().enumerate() {
+                assert_eq!(
+                    (c.column_index_offset(), c.offset_index_offset()),
+                    (None, None),
+                    "column {i} ({}) has a page index",
+                    c.column_path()
+                );
+            }
+            // Row-group statistics stay, for pruning files.
+            let id_stats = meta
+                .row_group(0)
+                .column(0)
+                .statistics()
+                .expect("id has statistics");
+            assert_eq!(
+                (id_stats.min_bytes_opt(), id_stats.max_bytes_opt()),
+                (Some(&b"a"[..]), Some(&b"b"[..]))
+            );
             let col_codec = meta.row_group(0).column(0).compression();
             // The file records the codec, not the level.
             match codec {

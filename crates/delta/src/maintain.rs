@@ -54,6 +54,26 @@ pub async fn files(lake: &DeltaLake) -> Result<TableFiles, BackendError> {
     files_of(&table, lake.url().as_str())
 }
 
+/// The table's live data files at its latest version: each path relative to
+/// the table root, as the log names it, with its logged size. What a reader
+/// of the table reads, and nothing else (not the files a compaction
+/// replaced, not an attempt that lost its commit, not the checkpoints).
+pub async fn live_files(
+    lake: &DeltaLake,
+) -> Result<(Option<u64>, Vec<(String, u64)>), BackendError> {
+    let table = lake.latest().await?;
+    let target = lake.url().to_string();
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| delta_error("list files", &target, e))?;
+    let files = snapshot
+        .log_data()
+        .iter()
+        .map(|f| (f.path().to_string(), u64::try_from(f.size()).unwrap_or(0)))
+        .collect();
+    Ok((table.version(), files))
+}
+
 fn files_of(table: &DeltaTable, target: &str) -> Result<TableFiles, BackendError> {
     let snapshot = table
         .snapshot()
@@ -125,6 +145,11 @@ pub async fn compact(
                 .with_type(OptimizeType::Compact)
                 .with_filters(&filters)
                 .with_target_size(size)
+                // The consumer's settings (row-group statistics, no page
+                // indexes), not the library's defaults, which write them.
+                .with_writer_properties(etl_core::output::writer_properties(
+                    etl_core::Codec::Snappy,
+                ))
                 .with_max_concurrent_tasks(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),
                 )

@@ -149,7 +149,9 @@ fn decode(path: &str) -> String {
 
 /// The Python `deltalake` package (delta-rs's Python binding, from PyPI)
 /// reads every version: no row twice at any version, and the latest holds
-/// exactly the source's versions.
+/// exactly the source's versions. pyarrow also opens every data file under
+/// the table (live or not, compacted ones included): none may carry a page
+/// index (column or offset index), which Java readers have misread.
 pub fn python_reader_agrees(table: &Path, recs: &[SourceRecord]) {
     let python = python();
     let script = r#"
@@ -162,6 +164,19 @@ for v in range(latest.version() + 1):
     t = DeltaTable(path, version=v).to_pyarrow_table(columns=["id", "updated_at", "dt"])
     keys = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["dt"].to_pylist()))
     out["versions"].append({"version": v, "rows": len(keys), "distinct": len(set(keys))})
+import pathlib
+import pyarrow.parquet as pq
+out["data_files"], out["page_indexes"] = 0, []
+for f in sorted(pathlib.Path(path).rglob("*.parquet")):
+    if "_delta_log" in f.parts:
+        continue
+    out["data_files"] += 1
+    m = pq.ParquetFile(f).metadata
+    for g in range(m.num_row_groups):
+        for c in range(m.num_columns):
+            col = m.row_group(g).column(c)
+            if col.has_column_index or col.has_offset_index:
+                out["page_indexes"].append(f"{f.name} row group {g} column {col.path_in_schema}")
 t = latest.to_pyarrow_table(columns=["id", "updated_at", "text", "dt"])
 out["rows"] = list(zip(t["id"].to_pylist(), t["updated_at"].cast("int64").to_pylist(), t["text"].to_pylist(), t["dt"].to_pylist()))
 print(json.dumps(out))
@@ -177,6 +192,16 @@ os._exit(0)
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["data_files"].as_u64().unwrap() > 0,
+        "no data file under {}",
+        table.display()
+    );
+    assert_eq!(
+        v["page_indexes"],
+        serde_json::json!([]),
+        "data files with a page index"
+    );
     let versions = v["versions"].as_array().unwrap();
     assert_eq!(versions.len(), live_files_per_version(table).len());
     for ver in versions {

@@ -56,6 +56,9 @@ pub struct Stack {
     pub workgroup: Option<String>,
     /// Producer function.
     pub producer_function: Option<String>,
+    /// The table format the stack was deployed with (output `LakeTableFormat`:
+    /// `hive` or `delta`); unknown for resources given by flags.
+    pub table_format: Option<String>,
 }
 
 impl Stack {
@@ -142,6 +145,7 @@ pub async fn resolve(t: &Target, c: &Clients) -> Result<Stack> {
                 "GlueDatabaseName" => s.database = Some(v),
                 "AthenaWorkGroupName" => s.workgroup = Some(v),
                 "ProducerFunctionArn" => s.producer_function = Some(v),
+                "LakeTableFormat" => s.table_format = Some(v),
                 _ => {}
             }
         }
@@ -299,6 +303,51 @@ pub async fn report(t: &Target, out: &Path) -> Result<ExitCode> {
         ),
         &rows,
     )
+}
+
+/// The Parquet objects that hold the table's rows, as its readers see them,
+/// with their sizes. A Hive table is every
+/// `.parquet` under its prefix; a Delta table is the live files its log
+/// names (not the files a compaction replaced, an attempt that lost its
+/// commit, or the checkpoints, which hold no rows). The stack's
+/// `LakeTableFormat` output says which; for resources given by flags, a
+/// `_delta_log/` under the prefix does.
+pub async fn lake_objects(s: &Stack, c: &Clients) -> Result<Vec<(String, u64)>> {
+    let bucket = s.need(&s.bucket, "lake bucket", "lake-location", "LakeLocation")?;
+    let prefix = s.table_prefix.clone().unwrap_or_default();
+    let delta = match s.table_format.as_deref() {
+        Some("delta") => true,
+        Some(_) => false,
+        None => {
+            let log = format!("{prefix}_delta_log/");
+            let page =
+                c.s3.list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&log)
+                    .max_keys(1)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow!(
+                            "ListObjectsV2 s3://{bucket}/{log}: {}",
+                            DisplayErrorContext(&e)
+                        )
+                    })?;
+            !page.contents().is_empty()
+        }
+    };
+    if !delta {
+        return reconcile::list_parquet(c, bucket, &prefix).await;
+    }
+    let location = format!("s3://{bucket}/{prefix}");
+    let lake = etl_aws::delta::existing_delta_lake(&c.config, &location).await?;
+    let (_, files) = etl_delta::maintain::live_files(&lake)
+        .await
+        .with_context(|| format!("reading the Delta log of {location}"))?;
+    Ok(files
+        .into_iter()
+        .map(|(path, size)| (format!("{prefix}{path}"), size))
+        .collect())
 }
 
 /// The stack's lake as a Delta table (`etl compact --stack`, `etl vacuum

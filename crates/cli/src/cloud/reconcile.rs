@@ -2,8 +2,9 @@
 //! in S3 and the dead-letter queue, with core's exactly-once accounting.
 //!
 //! The source is read with the producer's own scan (parallel segments), the
-//! lake by listing the table's prefix and reading every object's `id`,
-//! `updated_at`, `text` columns (`dt` from the key), and the dead-letter
+//! lake by reading every object of the table (a Hive table: every `.parquet`
+//! under its prefix; a Delta table: the live files of its log) for its
+//! `id`, `updated_at`, `text` columns (`dt` from the key), and the dead-letter
 //! queue by receiving every message once and handing it straight back
 //! (ChangeMessageVisibility to 0), so it stays where it was.
 
@@ -84,6 +85,25 @@ pub(super) async fn list_parquet(
     ))
 }
 
+/// A string column's values, whichever Arrow string type the file's writer
+/// chose: the consumer writes `Utf8`; delta-rs's compaction writes
+/// `Utf8View` (the same Parquet strings, typed otherwise in the schema it
+/// embeds).
+fn strings(a: &dyn Array) -> Option<Vec<Option<&str>>> {
+    fn collect<'a>(a: &dyn Array, f: impl Fn(usize) -> &'a str) -> Vec<Option<&'a str>> {
+        (0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| f(i)))
+            .collect()
+    }
+    if let Some(s) = a.as_string_opt::<i32>() {
+        return Some(collect(a, |i| s.value(i)));
+    }
+    if let Some(s) = a.as_string_opt::<i64>() {
+        return Some(collect(a, |i| s.value(i)));
+    }
+    a.as_string_view_opt().map(|s| collect(a, |i| s.value(i)))
+}
+
 /// The versions in one Parquet object, and whether it has a `text` column.
 fn object_versions(key: &str, bytes: bytes::Bytes, dt: &str) -> Result<(Vec<Version>, bool)> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -98,21 +118,18 @@ fn object_versions(key: &str, bytes: bytes::Bytes, dt: &str) -> Result<(Vec<Vers
             b.column_by_name(n)
                 .ok_or_else(|| anyhow!("{key}: no column {n}"))
         };
-        let id = col("id")?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| anyhow!("{key}: id is not a string"))?;
+        let id =
+            strings(col("id")?.as_ref()).ok_or_else(|| anyhow!("{key}: id is not a string"))?;
         let up = col("updated_at")?
             .as_primitive_opt::<TimestampMicrosecondType>()
             .ok_or_else(|| anyhow!("{key}: updated_at is not a µs timestamp"))?;
-        let text = b
-            .column_by_name("text")
-            .and_then(|c| c.as_string_opt::<i32>());
+        let text = b.column_by_name("text").and_then(|c| strings(c.as_ref()));
         has_text = text.is_some();
         for i in 0..b.num_rows() {
             out.push(Version::row(
-                id.value(i),
+                id[i].unwrap_or_default(),
                 up.value(i),
-                text.filter(|t| !t.is_null(i)).map(|t| t.value(i)),
+                text.as_ref().and_then(|t| t[i]),
                 dt,
             ));
         }
@@ -256,7 +273,7 @@ pub async fn reconcile(t: &Target, fields: FieldMap, show: usize, json: bool) ->
     drop(source);
     bar.finish_and_clear();
 
-    let keys = list_parquet(&c, &bucket, &prefix).await?;
+    let keys = super::lake_objects(&s, &c).await?;
     let bar = crate::ops::counter_bar(keys.len() as u64, "reading the lake's objects");
     let s3 = c.s3.clone();
     let per_object: Vec<(Vec<Version>, bool)> =

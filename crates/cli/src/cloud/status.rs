@@ -181,12 +181,12 @@ async fn oldest_age(c: &Clients, queue_name: &str) -> Option<f64> {
         .map(|(_, v)| v)
 }
 
-/// The table's partitions from a listing of its prefix.
+/// The table's partitions: of the objects that hold its rows (a Delta
+/// table's live files, a Hive table's listing).
 pub(super) async fn partitions(s: &Stack, c: &Clients) -> Result<Vec<Partition>> {
-    let bucket = s.need(&s.bucket, "lake bucket", "lake-location", "LakeLocation")?;
     let prefix = s.table_prefix.clone().unwrap_or_default();
     let mut out: BTreeMap<String, Partition> = BTreeMap::new();
-    for (key, size) in super::reconcile::list_parquet(c, bucket, &prefix).await? {
+    for (key, size) in super::lake_objects(s, c).await? {
         let Some(dt) = key
             .strip_prefix(prefix.as_str())
             .and_then(|k| k.split('/').next())
