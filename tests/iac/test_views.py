@@ -15,6 +15,23 @@ from helpers import ROOT
 LOGICAL_IDS = {"sentiment_latest": "SentimentLatestView", "daily_sentiment": "DailySentimentView"}
 
 
+def resolve(value, conditions: dict[str, bool]):
+    """`value` as CloudFormation evaluates it when each condition has the given value."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            cond, yes, no = value["Fn::If"]
+            return resolve(yes if conditions[cond] else no, conditions)
+        return {k: resolve(x, conditions) for k, x in value.items()}
+    if isinstance(value, list):
+        return [resolve(x, conditions) for x in value]
+    return value
+
+
+def deployed(resource: dict, fmt: str = "hive", include_text: bool = True) -> dict:
+    """The resource of a stack deployed with TableFormat=fmt, IncludeText=include_text."""
+    return resolve(resource, {"UseDelta": fmt == "delta", "KeepText": include_text})
+
+
 def view_json(resource: dict) -> str:
     """The Fn::Sub text inside `!Join ["", ["/* Presto View: ", !Base64 !Sub ..., " */"]]`."""
     sep, parts = resource["Properties"]["TableInput"]["ViewOriginalText"]["Fn::Join"]
@@ -29,10 +46,12 @@ def test_the_rust_definitions_parse():
     assert "{columns}" not in found["sentiment_latest"]["sql"]
 
 
+@pytest.mark.parametrize("fmt,include_text", v.VARIANTS)
 @pytest.mark.parametrize("name", list(LOGICAL_IDS))
-def test_template_view_is_the_shared_definition(resources, name):
-    view = v.views()[name]
-    res = resources[LOGICAL_IDS[name]]
+def test_template_view_is_the_shared_definition(resources, template, name, fmt, include_text):
+    assert template["Conditions"]["KeepText"] == {"Fn::Equals": [{"Ref": "IncludeText"}, "true"]}
+    view = v.views(include_text)[name]
+    res = deployed(resources[LOGICAL_IDS[name]], fmt, include_text)
     assert res["Type"] == "AWS::Glue::Table"
     assert res["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
     table = res["Properties"]["TableInput"]
@@ -41,7 +60,7 @@ def test_template_view_is_the_shared_definition(resources, name):
     assert table["Parameters"]["presto_view"] == "true"
     assert table["ViewExpandedText"] == "/* Presto View */"
     text = view_json(res)
-    expected = v.presto_view_json(view)
+    expected = v.presto_view_json(view, fmt=fmt)
     assert text == expected, (
         f"{LOGICAL_IDS[name]} differs from crates/core/src/views.rs; "
         f"`python tests/iac/views.py` prints the JSON to paste:\n{expected}"
@@ -61,6 +80,23 @@ def test_a_changed_view_fails_the_check(resources):
     view = dict(v.views()["daily_sentiment"])
     view["sql"] = view["sql"].replace("FROM sentiment_latest", "FROM sentiment")
     assert view_json(resources["DailySentimentView"]) != v.presto_view_json(view)
+
+
+def test_each_variant_selects_only_columns_its_table_has_in_its_readers_types(resources):
+    for fmt, include_text in v.VARIANTS:
+        res = deployed(resources["SentimentLatestView"], fmt, include_text)
+        decoded = json.loads(view_json(res).replace("${GlueDatabase}", "db"))
+        names = [c["name"] for c in decoded["columns"]]
+        assert ("text" in names) == include_text, (fmt, include_text)
+        assert (" text," in decoded["originalSql"]) == include_text, (fmt, include_text)
+        stamps = {c["type"] for c in decoded["columns"] if c["name"].endswith("_at")}
+        assert stamps == {"timestamp(3) with time zone" if fmt == "delta" else "timestamp(3)"}, (fmt, stamps)
+
+
+def test_a_dt_filter_is_on_a_partitioning_column_of_the_window():
+    # Engines push a filter on a window's PARTITION BY columns below it.
+    sql = v.views()["sentiment_latest"]["sql"]
+    assert "PARTITION BY id, dt ORDER BY" in sql, sql
 
 
 def test_a_base64_envelope_decodes_to_the_sql():

@@ -13,6 +13,15 @@
 //! wins the tie). `daily_sentiment` aggregates `sentiment_latest`, not the
 //! raw table, so each id counts once, as its newest version, however many
 //! updates, backfills or re-sends the raw table holds.
+//!
+//! The window is partitioned by `id` *and* `dt`. `dt` is the day of
+//! `created_at`, which the versions of an id share, so the result is the
+//! same; but a filter on `dt` (the dashboard's, any `WHERE dt = …`) is then
+//! on a partitioning column of the window, which engines push below it to
+//! the scan: only that day's files are read, where a window over `id` alone
+//! reads every version of every day first (and Athena's per-query scan cap
+//! fails it as the lake grows). An id whose `created_at` was itself edited
+//! to another day has a newest version on each of the two days.
 
 use crate::output::{COLUMNS, PARTITION_COLUMN};
 
@@ -25,7 +34,7 @@ pub const DAILY_VIEW: &str = "daily_sentiment";
 /// The `sentiment_latest` query. `{columns}` stands for the table's columns in
 /// order followed by `dt` (see [`sentiment_latest_sql`]); tests/iac expands it
 /// the same way.
-pub const SENTIMENT_LATEST_SQL: &str = "SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY updated_at DESC, processed_at DESC) AS rn FROM sentiment) ranked WHERE rn = 1";
+pub const SENTIMENT_LATEST_SQL: &str = "SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY id, dt ORDER BY updated_at DESC, processed_at DESC) AS rn FROM sentiment) ranked WHERE rn = 1";
 
 /// The `daily_sentiment` query: per `dt` and label, the ids whose newest
 /// version has that label (`records`) and their mean VADER compound score
