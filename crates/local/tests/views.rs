@@ -136,7 +136,11 @@ async fn scan_line(lake: &Path, sql: &str) -> String {
 async fn a_dt_filter_on_the_latest_view_is_pushed_to_the_scan() {
     let (_dir, lake) = lake_with_an_id_updated_twice(true).await;
     let filter = format!("dt = '{DAY}'");
-    let view = scan_line(&lake, &format!("SELECT id FROM sentiment_latest WHERE {filter}")).await;
+    let view = scan_line(
+        &lake,
+        &format!("SELECT id FROM sentiment_latest WHERE {filter}"),
+    )
+    .await;
     assert!(view.contains("dt = Utf8"), "{view}");
     let by_id_only = scan_line(
         &lake,
@@ -148,7 +152,11 @@ async fn a_dt_filter_on_the_latest_view_is_pushed_to_the_scan() {
     assert!(!by_id_only.contains("dt = Utf8"), "{by_id_only}");
     // And the view still answers one row per id that day.
     assert_eq!(
-        csv(&lake, &format!("SELECT id FROM sentiment_latest WHERE {filter} ORDER BY id")).await,
+        csv(
+            &lake,
+            &format!("SELECT id FROM sentiment_latest WHERE {filter} ORDER BY id")
+        )
+        .await,
         "id\na\nb\n"
     );
 }
