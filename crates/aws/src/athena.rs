@@ -335,7 +335,7 @@ mod tests {
     fn views_are_the_shared_definitions_latest_first() {
         let [latest, daily] = view_statements();
         assert!(latest.starts_with("CREATE OR REPLACE VIEW sentiment_latest AS\nSELECT id, text, "));
-        assert!(latest.contains("PARTITION BY id ORDER BY updated_at DESC, processed_at DESC"));
+        assert!(latest.contains("PARTITION BY id, dt ORDER BY updated_at DESC, processed_at DESC"));
         assert!(latest.contains("processed_at, dt FROM"));
         assert_eq!(
             daily,

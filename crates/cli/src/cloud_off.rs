@@ -16,6 +16,13 @@ use crate::Target;
 /// Whether this build has the cloud commands.
 pub const AVAILABLE: bool = false;
 
+/// Comprehend as an analyzer (cloud build).
+pub async fn comprehend_analyzer(
+    _language: &str,
+) -> Result<std::sync::Arc<dyn etl_core::SentimentAnalyzer>> {
+    bail!("Comprehend needs the cloud build")
+}
+
 /// How `etl redrive` moves messages (cloud build).
 #[derive(Debug, Clone, Copy)]
 pub struct Method;

@@ -16,6 +16,7 @@ mod cloud;
 #[cfg(not(feature = "cloud"))]
 #[path = "cloud_off.rs"]
 mod cloud;
+mod eval;
 mod gen;
 mod ops;
 mod report;
@@ -91,6 +92,50 @@ enum Command {
     /// Delete files no recent version of a Delta lake refers to: those
     /// compaction replaced and objects never committed.
     Vacuum(VacuumArgs),
+    /// How right an engine's labels are on texts people labelled: accuracy,
+    /// macro-F1, per-class precision and recall, the confusion matrix.
+    Eval(EvalArgs),
+}
+
+/// Engines `etl eval` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EvalEngine {
+    /// The embedded VADER, as `etl run` and the VADER consumer score.
+    Vader,
+    /// Amazon Comprehend (cloud build; AWS credentials; billed per text).
+    Comprehend,
+    /// The embedded transformer engine (not in this build yet).
+    Minilm,
+    /// The embedded engine with Comprehend where it is unsure (not in this build yet).
+    Cascade,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  etl eval --labels tweets.csv\n  etl eval --labels labelled.jsonl --json\n  etl eval --labels tweets.csv --engine comprehend --language en   (cloud build; billed)"
+)]
+struct EvalArgs {
+    /// Labelled texts: JSON lines, or CSV with a header (by the extension),
+    /// with a text and a label (negative, neutral, positive; mixed is
+    /// counted apart).
+    #[arg(long)]
+    labels: PathBuf,
+    /// The engine to evaluate.
+    #[arg(long, value_enum, default_value = "vader")]
+    engine: EvalEngine,
+    /// Field holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field holding the label (default: `label`, else `sentiment`).
+    #[arg(long)]
+    label_field: Option<String>,
+    /// Language for Comprehend (`en`, … or `auto`).
+    #[arg(long, default_value = "en")]
+    language: String,
+    /// Print the figures as JSON (fields `accuracy`, `macro_f1`, `classes`,
+    /// `confusion`, …).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -467,6 +512,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Run(a) => run(a),
+        Command::Eval(a) => {
+            let rt = runtime(default_workers())?;
+            let fields = etl_local::labels::LabelFields {
+                text: a.text_field.clone(),
+                label: a.label_field.clone(),
+            };
+            let (name, analyzer): (&str, std::sync::Arc<dyn etl_core::SentimentAnalyzer>) = match a
+                .engine
+            {
+                EvalEngine::Vader => ("vader", std::sync::Arc::new(etl_core::VaderAnalyzer::new())),
+                EvalEngine::Comprehend => {
+                    if !cloud::AVAILABLE {
+                        eprintln!("error: `etl eval --engine comprehend` needs the cloud build (cargo build --features cloud)");
+                        return Ok(ExitCode::from(2));
+                    }
+                    (
+                        "comprehend",
+                        rt.block_on(cloud::comprehend_analyzer(&a.language))?,
+                    )
+                }
+                EvalEngine::Minilm | EvalEngine::Cascade => {
+                    eprintln!("error: the embedded engines (minilm, cascade) are not in this build of etl yet; evaluate vader or comprehend");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            rt.block_on(eval::eval(&*analyzer, name, &a.labels, &fields, a.json))
+        }
         Command::Status(a) => match a.target.lake.clone() {
             Some(lake) => ops::status(&lake, a.runs, a.json),
             None => cloud_only(&a.target, "status", |t| {

@@ -442,7 +442,6 @@ pub fn spinner(message: &str) -> indicatif::ProgressBar {
     bar
 }
 
-#[cfg(feature = "cloud")]
 /// A bar counting to `len` on a terminal (hidden otherwise).
 pub fn counter_bar(len: u64, message: &str) -> indicatif::ProgressBar {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

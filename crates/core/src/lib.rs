@@ -13,6 +13,7 @@ pub mod batch;
 pub mod clock;
 pub mod dead_letter;
 pub mod error;
+pub mod eval;
 pub mod incremental;
 pub mod message;
 pub mod output;

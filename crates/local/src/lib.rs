@@ -11,6 +11,7 @@ pub mod dead_letter;
 pub mod format;
 mod fpset;
 pub mod history;
+pub mod labels;
 pub mod lock;
 pub mod outbox;
 pub mod query;

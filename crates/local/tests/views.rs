@@ -160,3 +160,29 @@ async fn a_dt_filter_on_the_latest_view_is_pushed_to_the_scan() {
         "id\na\nb\n"
     );
 }
+
+/// The one case where the `dt` partition shows: a version whose
+/// `created_at` was edited to another day is the newest of that day, and
+/// the older version stays the newest of its own day (documented in
+/// `etl_core::views`).
+#[tokio::test]
+async fn an_id_whose_created_at_moved_to_another_day_has_a_newest_version_on_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let first = line(
+        "m",
+        "I love this, it is wonderful!",
+        &format!("{DAY}T08:00:00Z"),
+    );
+    let moved = "{\"id\":\"m\",\"text\":\"This is terrible, I hate it.\",\"created_at\":\"2026-11-29T08:00:00Z\",\"updated_at\":\"2026-11-30T09:00:00Z\"}\n".to_owned();
+    assert_eq!(run_once(dir.path(), &lake, &[first], true).await, 1);
+    assert_eq!(run_once(dir.path(), &lake, &[moved], true).await, 1);
+    assert_eq!(
+        csv(
+            &lake,
+            "SELECT dt, sentiment FROM sentiment_latest ORDER BY dt"
+        )
+        .await,
+        format!("dt,sentiment\n2026-11-29,NEGATIVE\n{DAY},POSITIVE\n")
+    );
+}

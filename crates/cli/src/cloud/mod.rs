@@ -107,6 +107,20 @@ pub async fn clients() -> Result<Clients> {
         .map_err(|e| anyhow!("reading the AWS configuration: {e}"))
 }
 
+/// Amazon Comprehend as the pipeline's analyzer (`etl eval --engine
+/// comprehend`): the same client and batching the consumer uses.
+pub async fn comprehend_analyzer(
+    language: &str,
+) -> Result<std::sync::Arc<dyn etl_core::SentimentAnalyzer>> {
+    let c = clients().await?;
+    let mode: etl_aws::comprehend::LanguageMode = language
+        .parse()
+        .map_err(|e: String| anyhow!("--language {language}: {e}"))?;
+    Ok(std::sync::Arc::new(
+        etl_aws::comprehend::ComprehendAnalyzer::new(c.comprehend.clone(), mode),
+    ))
+}
+
 /// Resolve the target's resources: the stack's outputs, then the flags.
 pub async fn resolve(t: &Target, c: &Clients) -> Result<Stack> {
     let mut s = Stack {
