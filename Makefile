@@ -49,6 +49,14 @@ $(VENV)/.stamp: tools/requirements.txt Makefile
 
 venv: $(VENV)/.stamp
 
+# A Java runtime for the Java-reader checks (Spark's parquet-mr, from the
+# pyspark wheel): Debian's default-jre-headless (Java 17), installed with apt
+# when there is no `java`.
+.PHONY: java
+java:
+	@command -v java >/dev/null 2>&1 || { echo "installing Debian's default-jre-headless (Java 17)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
+
 ## --- Local pipeline ------------------------------------------------------------
 
 etl:
@@ -75,7 +83,7 @@ clean-lake:
 test: venv test-rust
 	@if grep -q '^test-iac:' make/sam.mk 2>/dev/null; then $(MAKE) --no-print-directory test-iac; fi
 
-test-rust: venv
+test-rust: venv java
 	$(CARGO) test --workspace --features etl-cli/cloud --no-fail-fast
 
 lint:

@@ -554,6 +554,9 @@ async fn a_compaction_while_consumers_commit_never_shows_a_row_twice_or_drops_on
     assert_no_version_has_duplicates(&lake);
     assert_ok(&exactly_once(&recs, &table_versions(&lake, None)));
     python_reader_agrees(&table_dir(&lake), &recs);
+    // Small files, compacted ones (their strings typed Utf8View) and the
+    // replaced ones alike: a Java reader reads what each file's writer wrote.
+    etl_testkit::lake::assert_java_reads_what_was_written(&lake);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,11 @@ fn independent_check(lake: &Path) {
     );
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON summary");
     assert_eq!(
+        etl_testkit::lake::assert_java_reads_what_was_written(lake),
+        1_200,
+        "a Java reader (parquet-mr) reads every row"
+    );
+    assert_eq!(
         (summary["rows"].as_u64(), summary["input_versions"].as_u64()),
         (Some(1_200), Some(1_200)),
         "{summary}"

@@ -159,3 +159,45 @@ pub fn read_files(files: &[(PathBuf, String)]) -> Vec<Row> {
     }
     rows
 }
+
+/// A Java reader (Spark's parquet-mr, `tools/java_read.py`, in the tool
+/// venv on the machine's Java) counts the rows of every data file under
+/// `root` (not `_delta_log/`): each must equal the row count its writer put
+/// in the file's footer, and there must be files. Returns the total.
+pub fn assert_java_reads_what_was_written(root: &std::path::Path) -> u64 {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/java_read.py");
+    let out = std::process::Command::new(crate::delta_log::python())
+        .arg(&script)
+        .arg(root)
+        .output()
+        .expect("the Java reader runs (make venv installs pyspark; `make java` a JRE)");
+    assert!(
+        out.status.success(),
+        "the Java reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: std::collections::BTreeMap<String, u64> =
+        serde_json::from_slice(&out.stdout).expect("the Java reader prints JSON");
+    let written: std::collections::BTreeMap<String, u64> = parquet_files(root)
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "_delta_log"))
+        .map(|p| {
+            let file = std::fs::File::open(&p).expect("a data file");
+            let meta = parquet::file::reader::SerializedFileReader::new(file)
+                .map(|r| {
+                    parquet::file::reader::FileReader::metadata(&r)
+                        .file_metadata()
+                        .num_rows() as u64
+                })
+                .expect("a Parquet footer");
+            let rel = p.strip_prefix(root).expect("under the root");
+            (rel.display().to_string(), meta)
+        })
+        .collect();
+    assert!(!written.is_empty(), "no data file under {}", root.display());
+    assert_eq!(
+        counts, written,
+        "rows the Java reader read, per file, against the footers"
+    );
+    written.values().sum()
+}
