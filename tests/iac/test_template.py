@@ -422,7 +422,15 @@ def test_the_nightly_compaction_runs_one_at_a_time_on_a_schedule(template, resou
     fn = resources["CompactorFunction"]
     props = fn["Properties"]
     assert fn["Metadata"]["BuildProperties"]["Binary"] == "compactor"
-    assert props["ReservedConcurrentExecutions"] == 1
+    # A reservation is optional (new accounts refuse one): the lock object,
+    # taken and released by conditional writes, is what keeps compactions apart.
+    assert props["ReservedConcurrentExecutions"] == {"Fn::If": ["ReserveCompactor", 1, {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["ReserveCompactorConcurrency"]["Default"] == "false"
+    assert template["Conditions"]["ReserveCompactor"] == {
+        "Fn::Equals": [{"Ref": "ReserveCompactorConcurrency"}, "true"]
+    }
+    lock = (ROOT / "crates" / "delta" / "src" / "maintain" / "lock.rs").read_text()
+    assert "PutMode::Update" in lock and "PutMode::Create" in lock, "the compaction lock's writes are conditional"
     assert props["Timeout"] == 900
     env = props["Environment"]["Variables"]
     assert env["TARGET_FILE_BYTES"] == {"Ref": "CompactionTargetFileBytes"}
@@ -639,3 +647,26 @@ def test_environment_sets_every_required_variable_and_only_known_ones(resources,
     assert not unread, f"{name} sets variables its code never reads: {unread}"
     stale = pending.keys() & every
     assert not stale, f"{crate} reads {stale} now: remove them from PENDING_ENV"
+
+
+def test_the_account_wide_limits_are_shared_and_the_scan_is_a_parameter(template, resources):
+    """Comprehend's quota is the account's: the consumer divides it by the
+    containers the event source mapping may run at once (both parameters);
+    the producer's scan shape is a parameter too."""
+    consumer = resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"]
+    assert consumer["COMPREHEND_ACCOUNT_TPS"] == {"Ref": "ComprehendAccountTps"}
+    assert consumer["MAX_CONSUMER_CONCURRENCY"] == {"Ref": "MaxConsumerConcurrency"}
+    assert "COMPREHEND_MAX_TPS" not in consumer, "a per-container rate would not follow the concurrency"
+    mapping = [
+        e["Properties"] for e in resources["ConsumerFunction"]["Properties"]["Events"].values() if e["Type"] == "SQS"
+    ]
+    assert mapping and all(
+        m["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConsumerConcurrency"} for m in mapping
+    )
+    config = (ROOT / "crates" / "consumer" / "src" / "config.rs").read_text()
+    assert '"COMPREHEND_ACCOUNT_TPS"' in config and '"MAX_CONSUMER_CONCURRENCY"' in config
+    producer = resources["ProducerFunction"]["Properties"]["Environment"]["Variables"]
+    assert producer["SCAN_SEGMENTS"] == {"Ref": "ScanSegments"}
+    assert producer["SCAN_PAGE_LIMIT"] == {"Ref": "ScanPageLimit"}
+    assert template["Parameters"]["ScanPageLimit"]["Default"] == 0, "0 lets DynamoDB fill 1 MB pages"
+    assert "read request units" in template["Parameters"]["ScanSegments"]["Description"]

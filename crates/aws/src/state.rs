@@ -66,6 +66,7 @@ pub struct StateStore {
 const WATERMARK: &str = "watermark";
 const CHECKPOINT: &str = "checkpoint";
 const LOCK: &str = "lock";
+const REQUESTED: &str = "requested";
 
 impl StateStore {
     /// State of the pipeline `scope` (usually the source table name) in `table`.
@@ -467,6 +468,46 @@ impl StateStore {
 
     fn ledger_pk(&self, generation: &str, n: u32) -> String {
         format!("{}#ledger#{generation}#{n:06}", self.scope)
+    }
+
+    /// Ask for an incremental run that could not start now (a scheduled
+    /// invocation found the lock held, e.g. by a resume tick's run): the
+    /// next `resume` invocation with nothing to resume starts it instead of
+    /// idling, so a night is not skipped. Idempotent.
+    pub async fn request_run(&self, by: &str) -> Result<(), BackendError> {
+        let target = self.target(REQUESTED);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(self.pk(REQUESTED)))
+            .item("by", AttributeValue::S(by.to_owned()))
+            .item("requested_at", AttributeValue::S(Utc::now().to_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| backend_error("PutItem", target, &e))?;
+        Ok(())
+    }
+
+    /// The invocation that asked for a run ([`StateStore::request_run`]),
+    /// if one is waiting.
+    pub async fn requested_run(&self) -> Result<Option<String>, BackendError> {
+        Ok(self
+            .get_item(REQUESTED)
+            .await?
+            .map(|i| string_attr(&i, "by").cloned().unwrap_or_default()))
+    }
+
+    /// The requested run has started: forget the request.
+    pub async fn clear_run_request(&self) -> Result<(), BackendError> {
+        let target = self.target(REQUESTED);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.pk(REQUESTED)))
+            .send()
+            .await
+            .map_err(|e| backend_error("DeleteItem", target, &e))?;
+        Ok(())
     }
 
     /// Take the run lock for `owner` for `ttl`: succeeds when no lock exists,

@@ -48,9 +48,12 @@ pub struct Config {
     /// reasons as message attributes. Unset: a refused record fails its
     /// whole message, which the queue's redrive policy then dead-letters.
     pub dead_letter_queue_url: Option<String>,
-    /// `COMPREHEND_MAX_TPS` (default 10, Comprehend's default
-    /// BatchDetectSentiment quota): Comprehend calls per second for this
-    /// container, shared by every message it processes at once.
+    /// Comprehend calls per second for this container, shared by every
+    /// message it processes at once: `COMPREHEND_MAX_TPS` when set, else
+    /// `COMPREHEND_ACCOUNT_TPS` (default 10, Comprehend's default
+    /// BatchDetectSentiment quota for the account) divided by
+    /// `MAX_CONSUMER_CONCURRENCY` (default 1, the containers that may run at
+    /// once), so all containers together stay within the account's quota.
     pub comprehend_max_tps: f64,
     /// `DEADLINE_MARGIN_MS` (default 10000): no message is started when less
     /// than this is left before the invocation's deadline; those not started
@@ -87,14 +90,39 @@ impl Config {
             table_format: parsed(env, "TABLE_FORMAT", etl_core::output::TableFormat::Hive)?,
             concurrency: concurrency.max(1),
             dead_letter_queue_url: optional(env, "DEAD_LETTER_QUEUE_URL"),
-            comprehend_max_tps: positive(
-                env,
-                "COMPREHEND_MAX_TPS",
-                etl_aws::DEFAULT_COMPREHEND_TPS,
-            )?,
+            comprehend_max_tps: comprehend_tps(env)?,
             deadline_margin: Duration::from_millis(parsed(env, "DEADLINE_MARGIN_MS", 10_000u64)?),
         })
     }
+}
+
+/// Comprehend calls per second for one container (see
+/// [`Config::comprehend_max_tps`]).
+fn comprehend_tps(env: &dyn Lookup) -> Result<f64, ConfigError> {
+    if optional(env, "COMPREHEND_MAX_TPS").is_some() {
+        return positive(env, "COMPREHEND_MAX_TPS", etl_aws::DEFAULT_COMPREHEND_TPS);
+    }
+    let account: f64 = parsed(
+        env,
+        "COMPREHEND_ACCOUNT_TPS",
+        etl_aws::DEFAULT_COMPREHEND_TPS,
+    )?;
+    if !(account.is_finite() && account > 0.0) {
+        return Err(ConfigError::Invalid {
+            var: "COMPREHEND_ACCOUNT_TPS",
+            value: account.to_string(),
+            reason: "must be a number above zero".into(),
+        });
+    }
+    let containers: u32 = parsed(env, "MAX_CONSUMER_CONCURRENCY", 1)?;
+    if containers == 0 {
+        return Err(ConfigError::Invalid {
+            var: "MAX_CONSUMER_CONCURRENCY",
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(account / f64::from(containers))
 }
 
 /// A number that must be finite and above zero.
@@ -154,6 +182,28 @@ mod tests {
         assert_eq!(c.dead_letter_queue_url.as_deref(), Some("http://q/dlq"));
         assert_eq!(c.comprehend_max_tps, 2.5);
         assert_eq!(c.deadline_margin, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn each_container_takes_its_share_of_the_accounts_comprehend_quota() {
+        // As the template sets them: 10 calls/s for the account, up to 20
+        // containers at once: half a call per second each.
+        let mut e = env(BASE);
+        e.insert("COMPREHEND_ACCOUNT_TPS".into(), "10".into());
+        e.insert("MAX_CONSUMER_CONCURRENCY".into(), "20".into());
+        assert_eq!(Config::from_lookup(&e).unwrap().comprehend_max_tps, 0.5);
+        // An explicit per-container rate wins.
+        e.insert("COMPREHEND_MAX_TPS".into(), "3".into());
+        assert_eq!(Config::from_lookup(&e).unwrap().comprehend_max_tps, 3.0);
+        for (var, value) in [
+            ("MAX_CONSUMER_CONCURRENCY", "0"),
+            ("COMPREHEND_ACCOUNT_TPS", "-1"),
+        ] {
+            let mut e = env(BASE);
+            e.insert(var.into(), value.into());
+            let err = Config::from_lookup(&e).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
     }
 
     #[test]

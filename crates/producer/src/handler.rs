@@ -110,6 +110,9 @@ pub struct Summary {
     /// The lock holder, when `status` is `locked`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_owner: Option<String>,
+    /// A scheduled or incremental invocation that found the lock held asked
+    /// for its run: the next resume invocation starts it.
+    pub run_requested: bool,
 }
 
 impl Summary {
@@ -128,6 +131,7 @@ impl Summary {
             resent_messages: 0,
             staged_messages: 0,
             lock_owner: None,
+            run_requested: false,
         }
     }
 
@@ -250,8 +254,16 @@ impl Producer {
         {
             LockOutcome::Acquired { .. } => {}
             LockOutcome::Held { owner, expires_at } => {
-                warn!(message = "Another invocation holds the run lock; skipping.", owner = %owner, expires_at);
                 let mut s = Summary::empty(Status::Locked, request_id, request.mode_name());
+                if matches!(request, Request::Scheduled | Request::Incremental) {
+                    // Not skipped for the night: the next resume tick with
+                    // nothing to resume starts it.
+                    self.state.request_run(request_id).await?;
+                    s.run_requested = true;
+                    warn!(message = "Another invocation holds the run lock; this run is requested, and the next resume invocation starts it.", owner = %owner, expires_at);
+                } else {
+                    warn!(message = "Another invocation holds the run lock; skipping.", owner = %owner, expires_at);
+                }
                 s.lock_owner = Some(owner);
                 return Ok(s);
             }
@@ -271,12 +283,20 @@ impl Producer {
         stop_at: tokio::time::Instant,
     ) -> Result<Summary, InvocationError> {
         let existing: Option<Versioned<RunCheckpoint>> = self.state.load_checkpoint().await?;
+        // A scheduled run that found the lock held asked for this one.
+        let asked_by = match (&request, &existing) {
+            (Request::Resume, None) => self.state.requested_run().await?,
+            _ => None,
+        };
         let requested = match &request {
             Request::Scheduled | Request::Incremental => Some(RunSpec::Incremental),
             Request::Full => Some(RunSpec::Full),
             Request::Since(t) => Some(RunSpec::Since { since: *t }),
-            Request::Resume => None,
+            Request::Resume => asked_by.as_ref().map(|_| RunSpec::Incremental),
         };
+        if let Some(by) = &asked_by {
+            info!(message = "Starting the incremental run a scheduled invocation asked for while the lock was held.", requested_by = %by);
+        }
         let follows_checkpoint = matches!(
             request,
             Request::Scheduled | Request::Incremental | Request::Resume
@@ -305,6 +325,13 @@ impl Producer {
         let run_id = resume
             .as_ref()
             .map_or_else(|| request_id.to_owned(), |c| c.run_id.clone());
+        if resume.is_none() && spec == RunSpec::Incremental {
+            // A new incremental run reads everything up to its start: any
+            // request for one is answered by it.
+            if let Err(e) = self.state.clear_run_request().await {
+                warn!(message = "Could not clear the run request; the next resume tick runs an incremental run that finds little to send.", error = %e);
+            }
+        }
         self.run(spec, resume, inherited, checkpoint_version, run_id, stop_at)
             .await
     }
@@ -461,6 +488,7 @@ impl Producer {
             resent_messages: resent,
             staged_messages: staged.len() as u64,
             lock_owner: None,
+            run_requested: false,
         };
         let (mut ledger, added) = filter.into_parts();
         let totals = totals_before.plus(

@@ -326,6 +326,49 @@ async fn a_held_lock_makes_an_overlapping_invocation_skip() {
     assert!(e.drain().await.is_empty());
 }
 
+/// A scheduled run that finds the lock held (a resume tick's run, a slow
+/// backfill) is not skipped for the night: it asks for its run, and the next
+/// resume invocation with nothing to resume starts it, once.
+#[tokio::test]
+async fn a_scheduled_run_that_finds_the_lock_held_runs_at_the_next_resume_tick() {
+    let e = env(1, None, None).await;
+    e.put(0..7, now() - 60, "written tonight").await;
+    assert!(matches!(
+        e.state
+            .acquire_lock("resume-tick", Duration::from_secs(300))
+            .await
+            .unwrap(),
+        LockOutcome::Acquired { .. }
+    ));
+    let p = e.producer();
+    let s = p
+        .handle(request(SCHEDULED), later(), "nightly")
+        .await
+        .unwrap();
+    assert_eq!((s.status, s.run_requested), (Status::Locked, true), "{s:?}");
+    assert_eq!(
+        e.state.requested_run().await.unwrap().as_deref(),
+        Some("nightly")
+    );
+    // A backfill request that finds the lock held does not ask for a run.
+    let backfill = Request::from_event(&serde_json::json!({"mode":"full"})).unwrap();
+    let s = p.handle(backfill, later(), "full").await.unwrap();
+    assert_eq!((s.status, s.run_requested), (Status::Locked, false));
+    e.state.release_lock("resume-tick").await.unwrap();
+
+    let resume = || Request::from_event(&serde_json::json!({"mode":"resume"})).unwrap();
+    let s = p.handle(resume(), later(), "tick-1").await.unwrap();
+    assert_eq!(
+        (s.status, s.mode.as_str(), s.stats.sent_records),
+        (Status::Complete, "incremental", 7),
+        "{s:?}"
+    );
+    assert_eq!(e.state.requested_run().await.unwrap(), None, "answered");
+    assert_eq!(e.drain().await.len(), 7);
+    let s = p.handle(resume(), later(), "tick-2").await.unwrap();
+    assert_eq!(s.status, Status::Idle, "asked once, run once");
+}
+
 #[tokio::test]
 async fn resume_without_a_checkpoint_is_idle() {
     let e = env(1, None, None).await;
