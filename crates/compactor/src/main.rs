@@ -1,7 +1,7 @@
 //! The compactor Lambda binary: configuration and the table once per
 //! container, then [`compactor::nightly`] per scheduled invocation.
 
-use compactor::{nightly, Config};
+use compactor::{invoke, Config};
 use etl_aws::lambda::init_tracing;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -14,9 +14,9 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (lake, config) = (&lake, &config);
         async move {
-            let owner = format!("compactor request {}", event.context.request_id);
-            let report = nightly(lake, config, &owner).await?;
-            Ok::<_, Error>(serde_json::to_value(report)?)
+            invoke(lake, config, &event.context.request_id)
+                .await
+                .map_err(lambda_runtime::Diagnostic::from)
         }
     }))
     .await
