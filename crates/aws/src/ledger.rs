@@ -200,6 +200,8 @@ pub struct SpillLedger {
     mem: HashMap<Fingerprint, i64>,
     runs: Vec<Run>,
     len: u64,
+    /// Loaded generations not merged yet: `len` may count a version twice.
+    unmerged: bool,
 }
 
 impl std::fmt::Debug for SpillLedger {
@@ -223,6 +225,7 @@ impl SpillLedger {
             mem: HashMap::new(),
             runs: Vec::new(),
             len: 0,
+            unmerged: false,
         }
     }
 
@@ -250,18 +253,31 @@ impl SpillLedger {
     /// Add the versions of an encoded ledger ([`etl_core::write_ledger`]'s
     /// form), streamed: checked as they are read (header, order, count,
     /// nothing after), never held in memory. Returns how many were read.
+    /// Versions may repeat across loaded generations (a base and its
+    /// checkpoints' deltas): call [`SpillLedger::finish_loading`] after the
+    /// last, which merges them away once, before inserting or counting.
     pub fn load(&mut self, r: impl Read) -> Result<u64, LedgerError> {
         let entries = LedgerEntries::new(r)?;
         let run = Run::write(&self.dir, entries)?;
         let read = run.entries;
         self.runs.push(run);
-        if self.runs.len() == 1 && self.mem.is_empty() {
-            self.len = read;
-        } else {
-            // Versions may repeat across what was loaded: merge them away.
+        self.len += read;
+        if self.runs.len() > 1 || !self.mem.is_empty() {
+            self.unmerged = true;
+        }
+        if self.runs.len() > MAX_RUNS {
             self.compact(None)?;
         }
         Ok(read)
+    }
+
+    /// After the last [`SpillLedger::load`]: one merge of every loaded
+    /// generation (not one per generation), so the count is exact again.
+    pub fn finish_loading(&mut self) -> io::Result<()> {
+        if self.unmerged {
+            self.compact(None)?;
+        }
+        Ok(())
     }
 
     /// Write the ledger in its canonical encoding, streamed.
@@ -312,10 +328,18 @@ impl SpillLedger {
             self.merged()
                 .filter(|e| !matches!(e, Ok((_, at)) if floor.is_some_and(|f| *at < f))),
         )?;
-        let dropped = self.len.saturating_sub(run.entries);
+        let dropped = if self.unmerged {
+            // `len` counted repeats across generations: what was dropped as
+            // a repeat is not a pruned version.
+            let distinct = self.merged().count() as u64;
+            distinct.saturating_sub(run.entries)
+        } else {
+            self.len.saturating_sub(run.entries)
+        };
         self.len = run.entries;
         self.runs = vec![run];
         self.mem.clear();
+        self.unmerged = false;
         Ok(dropped)
     }
 
@@ -467,6 +491,9 @@ mod tests {
         let mut spill = SpillLedger::new(dir.path(), 64);
         assert_eq!(spill.load(&base.encode()[..]).unwrap(), 1_000);
         assert_eq!(spill.load(&delta.encode()[..]).unwrap(), 400);
+        assert!(spill.contains(&fp(950)).unwrap() && spill.contains(&fp(1_250)).unwrap());
+        spill.finish_loading().unwrap();
+        assert_eq!(spill.runs(), 1, "merged once");
         assert_eq!(spill.len(), 1_300, "100 versions were in both");
         spill.insert(fp(5_000), at(5_000)).unwrap();
         assert_eq!(spill.prune(at(1_000)).unwrap(), 1_000);

@@ -482,6 +482,10 @@ impl StateStore {
             .item("pk", AttributeValue::S(self.pk(REQUESTED)))
             .item("by", AttributeValue::S(by.to_owned()))
             .item("requested_at", AttributeValue::S(Utc::now().to_rfc3339()))
+            .item(
+                "requested_at_ms",
+                AttributeValue::N(Utc::now().timestamp_millis().to_string()),
+            )
             .send()
             .await
             .map_err(|e| backend_error("PutItem", target, &e))?;
@@ -497,17 +501,36 @@ impl StateStore {
             .map(|i| string_attr(&i, "by").cloned().unwrap_or_default()))
     }
 
-    /// The requested run has started: forget the request.
-    pub async fn clear_run_request(&self) -> Result<(), BackendError> {
+    /// A run that started at `started` has saved its progress: forget a
+    /// request made before then (one made later stays, for the next tick).
+    pub async fn clear_run_request(
+        &self,
+        started: chrono::DateTime<Utc>,
+    ) -> Result<(), BackendError> {
         let target = self.target(REQUESTED);
-        self.client
+        match self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(self.pk(REQUESTED)))
+            .condition_expression("attribute_not_exists(pk) OR #at <= :t")
+            .expression_attribute_names("#at", "requested_at_ms")
+            .expression_attribute_values(
+                ":t",
+                AttributeValue::N(started.timestamp_millis().to_string()),
+            )
             .send()
             .await
-            .map_err(|e| backend_error("DeleteItem", target, &e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend_error("DeleteItem", target, &e)),
+        }
     }
 
     /// Take the run lock for `owner` for `ttl`: succeeds when no lock exists,

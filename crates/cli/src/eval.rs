@@ -54,6 +54,11 @@ pub async fn score_all(
             .collect();
         match analyzer.analyze(&docs).await {
             Ok(results) => {
+                // An analyzer owes one result per text: any it left out
+                // are failures, not texts to forget.
+                for _ in results.len()..chunk.len() {
+                    c.add_failure();
+                }
                 for (t, r) in chunk.iter().zip(results) {
                     match r {
                         Ok(score) => c.add(t.gold, score.label),
@@ -111,6 +116,13 @@ pub async fn eval(
         emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
         emit(&text(&report))?;
+    }
+    if report.evaluation.scored + report.evaluation.mixed_gold == 0 {
+        bail!(
+            "the engine scored none of the {} texts ({} failed; the log says why)",
+            texts.len(),
+            report.evaluation.failed
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

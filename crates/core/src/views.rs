@@ -8,11 +8,12 @@
 //! (`sentiment`, `sentiment_latest`); Athena resolves them in the view's
 //! database, DataFusion in its session.
 //!
-//! `sentiment_latest` is one row per `id`: its newest version by
-//! `updated_at`, then `processed_at` (a re-scored copy of the same version
-//! wins the tie). `daily_sentiment` aggregates `sentiment_latest`, not the
-//! raw table, so each id counts once, as its newest version, however many
-//! updates, backfills or re-sends the raw table holds.
+//! `sentiment_latest` is one row per `id` and day of `created_at`: its
+//! newest version by `updated_at`, then `processed_at` (a re-scored copy of
+//! the same version wins the tie). `daily_sentiment` aggregates
+//! `sentiment_latest`, not the raw table, so each id counts once a day, as
+//! its newest version, however many updates, backfills or re-sends the raw
+//! table holds.
 //!
 //! The window is partitioned by `id` *and* `dt`. `dt` is the day of
 //! `created_at`, which the versions of an id share, so the result is the
@@ -20,8 +21,10 @@
 //! on a partitioning column of the window, which engines push below it to
 //! the scan: only that day's files are read, where a window over `id` alone
 //! reads every version of every day first (and Athena's per-query scan cap
-//! fails it as the lake grows). An id whose `created_at` was itself edited
-//! to another day has a newest version on each of the two days.
+//! fails it as the lake grows). The cost: an id whose `created_at` was
+//! itself edited to another day keeps a newest version on each of the two
+//! days, so `daily_sentiment` counts it on both (the old day with its old
+//! label).
 
 use crate::output::{COLUMNS, PARTITION_COLUMN};
 

@@ -325,15 +325,21 @@ impl Producer {
         let run_id = resume
             .as_ref()
             .map_or_else(|| request_id.to_owned(), |c| c.run_id.clone());
-        if resume.is_none() && spec == RunSpec::Incremental {
-            // A new incremental run reads everything up to its start: any
-            // request for one is answered by it.
-            if let Err(e) = self.state.clear_run_request().await {
+        let answers_requests = resume.is_none() && spec == RunSpec::Incremental;
+        let starting = chrono::Utc::now();
+        let summary = self
+            .run(spec, resume, inherited, checkpoint_version, run_id, stop_at)
+            .await?;
+        if answers_requests {
+            // A new incremental run reads everything up to its start, and it
+            // has saved its checkpoint or state: requests made before it
+            // started are answered. One made during it stays for the next
+            // tick; one whose run failed before saving anything stays too.
+            if let Err(e) = self.state.clear_run_request(starting).await {
                 warn!(message = "Could not clear the run request; the next resume tick runs an incremental run that finds little to send.", error = %e);
             }
         }
-        self.run(spec, resume, inherited, checkpoint_version, run_id, stop_at)
-            .await
+        Ok(summary)
     }
 
     async fn run(
@@ -417,6 +423,9 @@ impl Producer {
         for r in base_ledger.into_iter().chain(&run_deltas) {
             self.load_ledger(r, &mut ledger).await?;
         }
+        ledger
+            .finish_loading()
+            .map_err(|e| spill_error(&self.config, e))?;
         info!(message = "Producer run starting.", run_id = %run_id, mode = spec.name(), resumed, invocation = invocations, floor = ?floor, guard_from = ?window.guard_from, ledger_versions = ledger.len());
 
         // What an earlier invocation staged: its versions are not packed
@@ -534,6 +543,8 @@ impl Producer {
             return Ok(summary);
         }
 
+        // Only a checkpoint writes this invocation's versions alone.
+        drop(added);
         let done = complete_run(
             state.watermark,
             state.ledger_from,
@@ -673,11 +684,13 @@ impl Producer {
         std::io::Seek::rewind(&mut raw).map_err(|e| spill_error(&self.config, e))?;
         ledger
             .load(std::io::BufReader::with_capacity(1 << 16, raw))
-            .map_err(|e| {
-                InvocationError::permanent(format!(
+            .map_err(|e| match e {
+                // Local disk, not the stored generation.
+                etl_core::LedgerError::Io(io) => spill_error(&self.config, std::io::Error::other(io)),
+                e => InvocationError::permanent(format!(
                     "ledger generation {} in {} is unreadable: {e}; a `{{\"mode\":\"full\"}}` run rebuilds it (and re-scores everything)",
                     reference.generation, self.config.state_table
-                ))
+                )),
             })?;
         Ok(())
     }

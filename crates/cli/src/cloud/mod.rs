@@ -181,6 +181,8 @@ pub async fn resolve(t: &Target, c: &Clients) -> Result<Stack> {
         let (b, p) = parse_s3_location(loc).context("--lake-location")?;
         s.bucket = Some(b);
         s.table_prefix = Some(p);
+        // Another location than the stack's: its own log says its format.
+        s.table_format = None;
     }
     Ok(s)
 }
