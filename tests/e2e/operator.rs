@@ -52,6 +52,19 @@ fn etl(region: &str, args: &[&str]) -> Output {
         .expect("etl runs")
 }
 
+/// `etl reconcile --stack --json`, which must exit 0: its report.
+fn reconciled(region: &str, stack: &str) -> Value {
+    let out = etl(region, &["reconcile", "--stack", stack, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    json_of(&out)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -340,15 +353,7 @@ async fn status_reconcile_redrive_and_backfill_on_a_deployed_stack() {
     );
 
     // Reconcile: the dead-lettered records are accounted for, and stay there.
-    let out = etl(r, &["reconcile", "--stack", &d.stack, "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let rec = json_of(&out);
+    let rec = reconciled(r, &d.stack);
     assert_eq!(rec["source_versions"], 160);
     assert_eq!(rec["missing"].as_array().unwrap().len(), 0);
     assert_eq!(rec["duplicated"].as_array().unwrap().len(), 0);
@@ -594,15 +599,7 @@ async fn status_and_reconcile_read_a_delta_stacks_live_files_from_its_log() {
         "the stray object is not a table file"
     );
 
-    let out = etl(r, &["reconcile", "--stack", &d.stack, "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let rec = json_of(&out);
+    let rec = reconciled(r, &d.stack);
     assert_eq!(rec["source_versions"], 140, "{rec}");
     assert_eq!(rec["in_lake"], 140, "{rec}");
     assert_eq!(rec["objects"].as_u64().unwrap() as usize, data.len());
@@ -617,15 +614,7 @@ async fn status_and_reconcile_read_a_delta_stacks_live_files_from_its_log() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let out = etl(r, &["reconcile", "--stack", &d.stack, "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let rec = json_of(&out);
+    let rec = reconciled(r, &d.stack);
     assert_eq!(rec["in_lake"], 140, "{rec}");
     assert!(
         (rec["objects"].as_u64().unwrap() as usize) < data.len(),

@@ -169,12 +169,29 @@ async fn a_dt_filter_on_the_latest_view_is_pushed_to_the_scan() {
 async fn an_id_whose_created_at_moved_to_another_day_has_a_newest_version_on_each() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let first = line(
-        "m",
+    // Days relative to now: yesterday's post, edited an hour ago with its
+    // creation moved to the day before.
+    let now = chrono::Utc::now();
+    let day = |d: i64| {
+        (now - chrono::Duration::days(d))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let rec = |text: &str, created: String, updated: String| {
+        format!("{{\"id\":\"m/../ x\",\"text\":\"{text}\",\"created_at\":\"{created}\",\"updated_at\":\"{updated}\"}}\n")
+    };
+    let yesterday = at(now - chrono::Duration::days(1));
+    let first = rec(
         "I love this, it is wonderful!",
-        &format!("{DAY}T08:00:00Z"),
+        yesterday.clone(),
+        yesterday,
     );
-    let moved = "{\"id\":\"m\",\"text\":\"This is terrible, I hate it.\",\"created_at\":\"2026-11-29T08:00:00Z\",\"updated_at\":\"2026-11-30T09:00:00Z\"}\n".to_owned();
+    let moved = rec(
+        "This is terrible, I hate it.",
+        at(now - chrono::Duration::days(2)),
+        at(now - chrono::Duration::hours(1)),
+    );
     assert_eq!(run_once(dir.path(), &lake, &[first], true).await, 1);
     assert_eq!(run_once(dir.path(), &lake, &[moved], true).await, 1);
     assert_eq!(
@@ -183,6 +200,6 @@ async fn an_id_whose_created_at_moved_to_another_day_has_a_newest_version_on_eac
             "SELECT dt, sentiment FROM sentiment_latest ORDER BY dt"
         )
         .await,
-        format!("dt,sentiment\n2026-11-29,NEGATIVE\n{DAY},POSITIVE\n")
+        format!("dt,sentiment\n{},NEGATIVE\n{},POSITIVE\n", day(2), day(1))
     );
 }
